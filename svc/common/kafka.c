@@ -1,0 +1,250 @@
+#include "chat_kafka.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+
+struct chat_producer {
+	rd_kafka_t *rk;
+	chat_dr_fn dr;
+	void *dr_arg;
+	pthread_t poller;
+	atomic_int stop;
+};
+
+static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
+                    char *err, size_t errlen)
+{
+	if (rd_kafka_conf_set(c, k, v, err, errlen) != RD_KAFKA_CONF_OK)
+		return -1;
+	return 0;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+	(void)rk;
+	if (level <= 3)
+		chat_error("kafka", "rdkafka_log", "fac=%s msg=\"%s\"", fac, buf);
+	else if (level <= 4)
+		chat_warn("kafka", "rdkafka_log", "fac=%s msg=\"%s\"", fac, buf);
+	else
+		chat_debug("kafka", "rdkafka_log", "fac=%s msg=\"%s\"", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *op)
+{
+	(void)op;
+	char fatal[256];
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+		chat_error("kafka", "fatal_error", "reason=\"%s\"", fatal);
+		return;
+	}
+	/* Transport errors are retried by librdkafka; log them quietly. */
+	chat_debug("kafka", "error", "err=%s reason=\"%s\"",
+	           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op)
+{
+	chat_producer *p = op;
+	(void)rk;
+	if (p->dr)
+		p->dr(p->dr_arg, m);
+}
+
+static void *poll_main(void *arg)
+{
+	chat_producer *p = arg;
+	while (!atomic_load(&p->stop))
+		rd_kafka_poll(p->rk, 50);
+	return NULL;
+}
+
+chat_producer *chat_producer_new(const char *bootstrap, const char *client_id,
+                                 int linger_ms, chat_dr_fn dr, void *dr_arg,
+                                 char *err, size_t errlen)
+{
+	chat_producer *p = calloc(1, sizeof *p);
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char lg[16];
+
+	if (!p || !c)
+		goto fail;
+	snprintf(lg, sizeof lg, "%d", linger_ms);
+	if (conf_set(c, "bootstrap.servers", bootstrap, err, errlen) ||
+	    conf_set(c, "client.id", client_id, err, errlen) ||
+	    conf_set(c, "enable.idempotence", "true", err, errlen) ||
+	    conf_set(c, "acks", "all", err, errlen) ||
+	    conf_set(c, "linger.ms", lg, err, errlen) ||
+	    conf_set(c, "message.timeout.ms", "30000", err, errlen) ||
+	    conf_set(c, "queue.buffering.max.messages", "1000000", err, errlen))
+		goto fail;
+	rd_kafka_conf_set_opaque(c, p);
+	rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
+	rd_kafka_conf_set_log_cb(c, log_cb);
+	rd_kafka_conf_set_error_cb(c, error_cb);
+	p->dr = dr;
+	p->dr_arg = dr_arg;
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen);
+	if (!p->rk)
+		goto fail;
+	c = NULL; /* owned by rk now */
+	if (pthread_create(&p->poller, NULL, poll_main, p) != 0) {
+		snprintf(err, errlen, "cannot start poll thread");
+		rd_kafka_destroy(p->rk);
+		goto fail;
+	}
+	return p;
+fail:
+	if (c)
+		rd_kafka_conf_destroy(c);
+	free(p);
+	return NULL;
+}
+
+int chat_producer_send(chat_producer *p, const char *topic, const void *key,
+                       size_t keylen, const void *val, size_t vallen,
+                       void *opaque)
+{
+	rd_kafka_resp_err_t e = rd_kafka_producev(
+	    p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+	    RD_KAFKA_V_VALUE((void *)val, vallen),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
+	    RD_KAFKA_V_END);
+	return (int)e;
+}
+
+int chat_producer_flush(chat_producer *p, int timeout_ms)
+{
+	rd_kafka_flush(p->rk, timeout_ms);
+	return rd_kafka_outq_len(p->rk);
+}
+
+int chat_producer_outq(chat_producer *p)
+{
+	return rd_kafka_outq_len(p->rk);
+}
+
+void chat_producer_free(chat_producer *p)
+{
+	if (!p)
+		return;
+	if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		chat_warn("kafka", "flush_incomplete", "outq=%d",
+		          rd_kafka_outq_len(p->rk));
+	atomic_store(&p->stop, 1);
+	pthread_join(p->poller, NULL);
+	rd_kafka_destroy(p->rk);
+	free(p);
+}
+
+rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
+                              const char *client_id, const char *topics,
+                              int own_offsets,
+                              void (*rebalance_cb)(rd_kafka_t *,
+                                                   rd_kafka_resp_err_t,
+                                                   rd_kafka_topic_partition_list_t *,
+                                                   void *),
+                              void *opaque, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *tl;
+	char buf[256], *save = NULL, *t;
+
+	if (conf_set(c, "bootstrap.servers", bootstrap, err, errlen) ||
+	    conf_set(c, "group.id", group, err, errlen) ||
+	    conf_set(c, "client.id", client_id, err, errlen) ||
+	    conf_set(c, "enable.auto.commit", own_offsets ? "false" : "true", err,
+	             errlen) ||
+	    conf_set(c, "auto.offset.reset", "earliest", err, errlen) ||
+	    conf_set(c, "enable.partition.eof", "false", err, errlen) ||
+	    conf_set(c, "session.timeout.ms", "10000", err, errlen) ||
+	    conf_set(c, "heartbeat.interval.ms", "1000", err, errlen) ||
+	    conf_set(c, "fetch.wait.max.ms", "10", err, errlen) ||
+	    conf_set(c, "isolation.level", "read_committed", err, errlen))
+		goto fail;
+	if (rebalance_cb)
+		rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+	rd_kafka_conf_set_opaque(c, opaque);
+	rd_kafka_conf_set_log_cb(c, log_cb);
+	rd_kafka_conf_set_error_cb(c, error_cb);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, errlen);
+	if (!rk)
+		goto fail;
+	rd_kafka_poll_set_consumer(rk);
+	tl = rd_kafka_topic_partition_list_new(4);
+	snprintf(buf, sizeof buf, "%s", topics);
+	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		rd_kafka_topic_partition_list_add(tl, t, RD_KAFKA_PARTITION_UA);
+	if (rd_kafka_subscribe(rk, tl) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(err, errlen, "cannot subscribe to %s", topics);
+		rd_kafka_topic_partition_list_destroy(tl);
+		rd_kafka_destroy(rk);
+		return NULL;
+	}
+	rd_kafka_topic_partition_list_destroy(tl);
+	return rk;
+fail:
+	rd_kafka_conf_destroy(c);
+	return NULL;
+}
+
+struct chat_kafka_mock {
+	rd_kafka_t *rk;
+	rd_kafka_mock_cluster_t *mc;
+};
+
+chat_kafka_mock *chat_kafka_mock_new(int nbrokers, int partitions, char *err,
+                                     size_t errlen)
+{
+	chat_kafka_mock *m = calloc(1, sizeof *m);
+	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	if (!m)
+		goto fail;
+	rd_kafka_conf_set_log_cb(c, log_cb);
+	m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen);
+	if (!m->rk)
+		goto fail;
+	c = NULL;
+	m->mc = rd_kafka_mock_cluster_new(m->rk, nbrokers);
+	if (!m->mc) {
+		snprintf(err, errlen, "cannot create the mock cluster");
+		goto fail_rk;
+	}
+	if (rd_kafka_mock_topic_create(m->mc, CHAT_TOPIC_INGRESS, partitions, 1) ||
+	    rd_kafka_mock_topic_create(m->mc, CHAT_TOPIC_FANOUT, partitions, 1)) {
+		snprintf(err, errlen, "cannot create the mock topics");
+		rd_kafka_mock_cluster_destroy(m->mc);
+		goto fail_rk;
+	}
+	return m;
+fail_rk:
+	rd_kafka_destroy(m->rk);
+fail:
+	if (c)
+		rd_kafka_conf_destroy(c);
+	free(m);
+	return NULL;
+}
+
+const char *chat_kafka_mock_bootstraps(chat_kafka_mock *m)
+{
+	return rd_kafka_mock_cluster_bootstraps(m->mc);
+}
+
+void chat_kafka_mock_free(chat_kafka_mock *m)
+{
+	if (!m)
+		return;
+	rd_kafka_mock_cluster_destroy(m->mc);
+	rd_kafka_destroy(m->rk);
+	free(m);
+}

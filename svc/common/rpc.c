@@ -1,0 +1,432 @@
+#include "chat_rpc.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "chat_util.h"
+#include "rpc.pb-c.h"
+
+#define MAX_SERVICES 8
+
+struct service {
+	const ProtobufCServiceDescriptor *d;
+	const chat_rpc_fn *fns;
+	void *arg;
+};
+
+struct chat_rpc_server {
+	nng_socket sock;
+	char svc[32];
+	char instance[64];
+	int nthreads, started;
+	pthread_t *threads;
+	struct service services[MAX_SERVICES];
+	int nservices;
+	chat_rpc_health_fn health;
+	void *health_arg;
+	int64_t started_ms;
+	atomic_uint_fast64_t calls, errors;
+};
+
+int chat_rpc_fail(chat_rpc_call *call, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(call->reason, sizeof call->reason, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+static int health(void *arg, chat_rpc_call *call)
+{
+	chat_rpc_server *s = arg;
+	Chat__HealthReply *r = (Chat__HealthReply *)call->out;
+	r->service = s->svc;
+	r->instance = s->instance;
+	r->version = (char *)CHAT_VERSION;
+	r->uptime_ms = chat_now_ms() - s->started_ms;
+	if (s->health)
+		s->health(s->health_arg, call->arena, &r->n_counters,
+		          (void ***)&r->counters);
+	return CHAT_OK;
+}
+
+static const chat_rpc_fn admin_fns[] = {health};
+
+chat_rpc_server *chat_rpc_server_new(const char *svc, const char *instance,
+                                     int nthreads)
+{
+	chat_rpc_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	if (nng_rep0_open(&s->sock) != 0) {
+		free(s);
+		return NULL;
+	}
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, CHAT_RPC_MAX_MSG);
+	chat_strlcpy(s->svc, svc, sizeof s->svc);
+	chat_strlcpy(s->instance, instance ? instance : svc, sizeof s->instance);
+	s->nthreads = nthreads < 1 ? 1 : nthreads;
+	s->started_ms = chat_now_ms();
+	chat_rpc_server_add(s, &chat__admin__descriptor, admin_fns, s);
+	return s;
+}
+
+int chat_rpc_server_add(chat_rpc_server *s, const ProtobufCServiceDescriptor *d,
+                        const chat_rpc_fn *fns, void *arg)
+{
+	if (s->nservices == MAX_SERVICES || s->started)
+		return -1;
+	s->services[s->nservices].d = d;
+	s->services[s->nservices].fns = fns;
+	s->services[s->nservices].arg = arg;
+	s->nservices++;
+	return 0;
+}
+
+void chat_rpc_server_set_health(chat_rpc_server *s, chat_rpc_health_fn fn,
+                                void *arg)
+{
+	s->health = fn;
+	s->health_arg = arg;
+}
+
+int chat_rpc_server_listen(chat_rpc_server *s, const char *url, int *port,
+                           char *err, size_t errlen)
+{
+	nng_listener l;
+	int rv = nng_listen(s->sock, url, &l, 0);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url,
+		         nng_strerror(rv));
+		return -1;
+	}
+	if (port) {
+		int p = 0;
+		if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &p) != 0)
+			p = 0;
+		*port = p;
+	}
+	return 0;
+}
+
+/* Build the reply envelope for one request into out (packed, in arena). */
+static void *handle(chat_rpc_server *s, chat_arena *a, const void *data,
+                    size_t len, size_t *outlen)
+{
+	Chat__RpcRequest *req;
+	Chat__RpcReply rep = CHAT__RPC_REPLY__INIT;
+	const struct service *svc = NULL;
+	const ProtobufCMethodDescriptor *m = NULL;
+	chat_rpc_call call;
+	int st;
+
+	memset(&call, 0, sizeof call);
+	call.arena = a;
+	req = (Chat__RpcRequest *)chat_arena_unpack(a, &chat__rpc_request__descriptor,
+	                                            data, len);
+	if (!req) {
+		st = chat_rpc_fail(&call, CHAT_INVALID_ARGUMENT,
+		                   "malformed RPC envelope");
+		goto reply;
+	}
+	rep.call_id = req->call_id;
+	for (int i = 0; i < s->nservices; i++)
+		if (strcmp(s->services[i].d->name, req->service) == 0)
+			svc = &s->services[i];
+	if (!svc) {
+		st = chat_rpc_fail(&call, CHAT_UNIMPLEMENTED, "no service %s",
+		                   req->service);
+		goto reply;
+	}
+	m = protobuf_c_service_descriptor_get_method_by_name(svc->d, req->method);
+	if (!m || !svc->fns[m - svc->d->methods]) {
+		st = chat_rpc_fail(&call, CHAT_UNIMPLEMENTED, "no method %s.%s",
+		                   req->service, req->method);
+		goto reply;
+	}
+	call.deadline_ms = req->deadline_ms;
+	if (call.deadline_ms && chat_now_ms() > call.deadline_ms) {
+		st = chat_rpc_fail(&call, CHAT_DEADLINE_EXCEEDED,
+		                   "deadline passed before %s ran", req->method);
+		goto reply;
+	}
+	call.in = chat_arena_unpack(a, m->input, req->body.data, req->body.len);
+	if (!call.in) {
+		st = chat_rpc_fail(&call, CHAT_INVALID_ARGUMENT,
+		                   "malformed %s input", req->method);
+		goto reply;
+	}
+	call.out = chat_arena_msg(a, m->output);
+	if (!call.out) {
+		st = chat_rpc_fail(&call, CHAT_RESOURCE_EXHAUSTED, "out of memory");
+		goto reply;
+	}
+	st = svc->fns[m - svc->d->methods](svc->arg, &call);
+	if (st == CHAT_OK) {
+		rep.body.data = chat_arena_pack(a, call.out, &rep.body.len);
+		if (!rep.body.data)
+			st = chat_rpc_fail(&call, CHAT_RESOURCE_EXHAUSTED,
+			                   "out of memory");
+		else if (rep.body.len > CHAT_RPC_MAX_MSG - 1024)
+			st = chat_rpc_fail(&call, CHAT_RESOURCE_EXHAUSTED,
+			                   "reply of %zu bytes is too large",
+			                   rep.body.len);
+	}
+reply:
+	atomic_fetch_add(&s->calls, 1);
+	if (st != CHAT_OK) {
+		atomic_fetch_add(&s->errors, 1);
+		rep.body.data = NULL;
+		rep.body.len = 0;
+		rep.message = call.reason[0] ? call.reason : (char *)chat_strerror(st);
+		chat_debug(s->svc, "rpc_error", "method=%s code=%s reason=\"%s\"",
+		           m ? m->name : "?", chat_strerror(st), rep.message);
+	}
+	rep.code = (Chat__Code)st;
+	return chat_arena_pack(a, &rep.base, outlen);
+}
+
+static void *server_thread(void *arg)
+{
+	chat_rpc_server *s = arg;
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	chat_arena *a = chat_arena_new();
+
+	if (!a || nng_ctx_open(&ctx, s->sock) != 0)
+		goto out;
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
+		goto out_ctx;
+	for (;;) {
+		nng_msg *msg;
+		void *rep;
+		size_t replen = 0;
+		int rv;
+
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		rv = nng_aio_result(aio);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			continue;
+		msg = nng_aio_get_msg(aio);
+		rep = handle(s, a, nng_msg_body(msg), nng_msg_len(msg), &replen);
+		nng_msg_clear(msg);
+		if (!rep || nng_msg_append(msg, rep, replen) != 0) {
+			nng_msg_free(msg);
+			chat_arena_reset(a);
+			continue;
+		}
+		nng_aio_set_msg(aio, msg);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0)
+			nng_msg_free(msg);
+		chat_arena_reset(a);
+	}
+	nng_aio_free(aio);
+out_ctx:
+	nng_ctx_close(ctx);
+out:
+	chat_arena_free(a);
+	return NULL;
+}
+
+int chat_rpc_server_start(chat_rpc_server *s)
+{
+	s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
+	if (!s->threads)
+		return -1;
+	s->started = 1;
+	for (int i = 0; i < s->nthreads; i++) {
+		if (pthread_create(&s->threads[i], NULL, server_thread, s) != 0) {
+			s->nthreads = i;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+uint64_t chat_rpc_server_calls(chat_rpc_server *s)
+{
+	return atomic_load(&s->calls);
+}
+
+void chat_rpc_server_free(chat_rpc_server *s)
+{
+	if (!s)
+		return;
+	nng_close(s->sock);
+	if (s->threads)
+		for (int i = 0; i < s->nthreads; i++)
+			pthread_join(s->threads[i], NULL);
+	free(s->threads);
+	free(s);
+}
+
+struct chat_rpc_client {
+	nng_socket sock;
+	atomic_uint_fast64_t next_id;
+	char url[256];
+};
+
+chat_rpc_client *chat_rpc_client_new(const char *url, char *err, size_t errlen)
+{
+	chat_rpc_client *c = calloc(1, sizeof *c);
+	int rv;
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		snprintf(err, errlen, "nng_req0_open: %s", nng_strerror(rv));
+		free(c);
+		return NULL;
+	}
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, CHAT_RPC_MAX_MSG);
+	/* Never resend on our own: a resent non-idempotent call could run
+	 * twice. Callers have deadlines and retry with request ids. */
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		snprintf(err, errlen, "cannot dial %s: %s", url, nng_strerror(rv));
+		nng_close(c->sock);
+		free(c);
+		return NULL;
+	}
+	chat_strlcpy(c->url, url, sizeof c->url);
+	atomic_init(&c->next_id, chat_random_u64() >> 16);
+	return c;
+}
+
+static int set_reason(char *reason, size_t len, int st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int set_reason(char *reason, size_t len, int st, const char *fmt, ...)
+{
+	if (reason && len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(reason, len, fmt, ap);
+		va_end(ap);
+	}
+	return st;
+}
+
+int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
+                    const char *method, const ProtobufCMessage *in,
+                    chat_arena *arena, ProtobufCMessage **out, int timeout_ms,
+                    char *reason, size_t reasonlen)
+{
+	const ProtobufCMethodDescriptor *m;
+	Chat__RpcRequest req = CHAT__RPC_REQUEST__INIT;
+	Chat__RpcReply *rep;
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	nng_msg *msg = NULL;
+	size_t blen = 0, elen;
+	uint8_t *body = NULL, *env = NULL;
+	int rv, st;
+
+	if (reason && reasonlen)
+		reason[0] = '\0';
+	m = protobuf_c_service_descriptor_get_method_by_name(d, method);
+	if (!m || in->descriptor != m->input)
+		return set_reason(reason, reasonlen, CHAT_INTERNAL,
+		                  "bad call to %s.%s", d->name, method);
+	blen = protobuf_c_message_get_packed_size(in);
+	body = malloc(blen ? blen : 1);
+	if (!body)
+		return set_reason(reason, reasonlen, CHAT_RESOURCE_EXHAUSTED,
+		                  "out of memory");
+	protobuf_c_message_pack(in, body);
+	req.service = (char *)d->name;
+	req.method = (char *)method;
+	req.body.data = body;
+	req.body.len = blen;
+	req.deadline_ms = timeout_ms > 0 ? chat_now_ms() + timeout_ms : 0;
+	req.call_id = atomic_fetch_add(&c->next_id, 1);
+	elen = protobuf_c_message_get_packed_size(&req.base);
+	if (nng_msg_alloc(&msg, elen) != 0) {
+		free(body);
+		return set_reason(reason, reasonlen, CHAT_RESOURCE_EXHAUSTED,
+		                  "out of memory");
+	}
+	env = nng_msg_body(msg);
+	protobuf_c_message_pack(&req.base, env);
+	free(body);
+
+	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
+		nng_msg_free(msg);
+		return set_reason(reason, reasonlen, CHAT_UNAVAILABLE,
+		                  "%s: %s", c->url, nng_strerror(rv));
+	}
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+		nng_msg_free(msg);
+		nng_ctx_close(ctx);
+		return set_reason(reason, reasonlen, CHAT_RESOURCE_EXHAUSTED,
+		                  "out of memory");
+	}
+	nng_aio_set_timeout(aio, timeout_ms > 0 ? timeout_ms : NNG_DURATION_INFINITE);
+	nng_aio_set_msg(aio, msg);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(msg);
+		st = set_reason(reason, reasonlen, CHAT_UNAVAILABLE,
+		                "%s.%s to %s not sent: %s", d->name, method, c->url,
+		                nng_strerror(rv));
+		goto done;
+	}
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		st = set_reason(reason, reasonlen,
+		                rv == NNG_ETIMEDOUT ? CHAT_DEADLINE_EXCEEDED
+		                                    : CHAT_UNAVAILABLE,
+		                "%s.%s to %s: %s", d->name, method, c->url,
+		                nng_strerror(rv));
+		goto done;
+	}
+	msg = nng_aio_get_msg(aio);
+	rep = (Chat__RpcReply *)chat_arena_unpack(
+	    arena, &chat__rpc_reply__descriptor, nng_msg_body(msg), nng_msg_len(msg));
+	nng_msg_free(msg);
+	if (!rep || rep->call_id != req.call_id) {
+		st = set_reason(reason, reasonlen, CHAT_INTERNAL,
+		                "%s.%s: malformed reply", d->name, method);
+		goto done;
+	}
+	if (rep->code != CHAT__CODE__OK) {
+		st = set_reason(reason, reasonlen, (int)rep->code, "%s",
+		                rep->message ? rep->message : "");
+		goto done;
+	}
+	*out = chat_arena_unpack(arena, m->output, rep->body.data, rep->body.len);
+	st = *out ? CHAT_OK
+	          : set_reason(reason, reasonlen, CHAT_INTERNAL,
+	                       "%s.%s: malformed output", d->name, method);
+done:
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return st;
+}
+
+void chat_rpc_client_free(chat_rpc_client *c)
+{
+	if (!c)
+		return;
+	nng_close(c->sock);
+	free(c);
+}
