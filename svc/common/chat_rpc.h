@@ -63,6 +63,12 @@ int chat_rpc_server_listen(chat_rpc_server *s, const char *url, int *port,
 /* Start the handler threads. Returns 0 or -1. */
 int chat_rpc_server_start(chat_rpc_server *s);
 
+/* Handle one request envelope on the calling thread, as a handler thread
+ * would, and return the packed reply envelope (in arena; *outlen its size).
+ * For tests and fuzzing; the server need not be started. */
+void *chat_rpc_server_handle(chat_rpc_server *s, chat_arena *arena,
+                             const void *data, size_t len, size_t *outlen);
+
 /* Counters: calls handled and calls that returned an error. */
 uint64_t chat_rpc_server_calls(chat_rpc_server *s);
 

@@ -118,8 +118,7 @@ int chat_rpc_server_listen(chat_rpc_server *s, const char *url, int *port,
 	return 0;
 }
 
-/* Build the reply envelope for one request into out (packed, in arena). */
-static void *handle(chat_rpc_server *s, chat_arena *a, const void *data,
+void *chat_rpc_server_handle(chat_rpc_server *s, chat_arena *a, const void *data,
                     size_t len, size_t *outlen)
 {
 	Chat__RpcRequest *req;
@@ -220,7 +219,7 @@ static void *server_thread(void *arg)
 		if (rv != 0)
 			continue;
 		msg = nng_aio_get_msg(aio);
-		rep = handle(s, a, nng_msg_body(msg), nng_msg_len(msg), &replen);
+		rep = chat_rpc_server_handle(s, a, nng_msg_body(msg), nng_msg_len(msg), &replen);
 		nng_msg_clear(msg);
 		if (!rep || nng_msg_append(msg, rep, replen) != 0) {
 			nng_msg_free(msg);
