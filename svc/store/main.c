@@ -1,0 +1,96 @@
+/* chat-store: the store service as a program. Flags (or the environment)
+ * give the database, the brokers and the RPC address; SIGTERM or SIGINT
+ * stops it cleanly (exit 0). */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chat_log.h"
+#include "chat_opts.h"
+#include "store.h"
+
+int main(int argc, char **argv)
+{
+	char *db = NULL, *kafka = NULL, *log_id = NULL, *rpc = NULL,
+	     *instance = NULL, *level = NULL;
+	int threads = 4, batch = 500;
+	const chat_opt opts[] = {
+	    {"db", "CHAT_STORE_DB", CHAT_OPT_STR, &db, NULL, 0, 0,
+	     "SQLite database file (required)"},
+	    {"kafka", "CHAT_KAFKA", CHAT_OPT_STR, &kafka, NULL, 0, 0,
+	     "Kafka bootstrap servers host:port[,...] (required)"},
+	    {"log-id", "CHAT_LOG_ID", CHAT_OPT_STR, &log_id, "kafka", 0, 0,
+	     "names the log instance the stored offsets belong to"},
+	    {"rpc-url", "CHAT_STORE_RPC", CHAT_OPT_STR, &rpc,
+	     "tcp://127.0.0.1:7101", 0, 0, "where chat.Store listens"},
+	    {"instance", "CHAT_INSTANCE", CHAT_OPT_STR, &instance, "store", 0,
+	     0, "instance name for logs and health"},
+	    {"rpc-threads", "CHAT_STORE_RPC_THREADS", CHAT_OPT_INT, &threads,
+	     "4", 1, 256, "RPC handler threads"},
+	    {"batch-max", "CHAT_STORE_BATCH_MAX", CHAT_OPT_INT, &batch, "500",
+	     1, 100000, "ingress records per transaction"},
+	    {"log-level", "CHAT_LOG_LEVEL", CHAT_OPT_STR, &level, "info", 0, 0,
+	     "debug, info, warn, error or off"},
+	    {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
+	};
+	const char *summary = "chat-store: users, channels, messages; "
+	                      "consumes chat.ingress, produces chat.fanout";
+	store_config cfg;
+	store *s = NULL;
+	sigset_t sigs;
+	char err[512];
+	int rc, sig = 0;
+
+	rc = chat_opts_parse(opts, argc, argv, summary, err, sizeof err);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "chat-store: %s\n", err);
+		chat_opts_usage(stderr, opts, "chat-store", summary);
+		return 2;
+	}
+	if (chat_log_set_level(level)) {
+		fprintf(stderr, "chat-store: --log-level: unknown level '%s'\n",
+		        level);
+		return 2;
+	}
+	if (!db || !*db) {
+		fprintf(stderr,
+		        "chat-store: --db (CHAT_STORE_DB) is required\n");
+		return 2;
+	}
+	if (!kafka || !*kafka) {
+		fprintf(stderr,
+		        "chat-store: --kafka (CHAT_KAFKA) is required\n");
+		return 2;
+	}
+	chat_opts_log(opts, "store");
+
+	/* Every thread started from here on inherits the blocked signals;
+	 * only sigwait below takes them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&cfg, 0, sizeof cfg);
+	cfg.db_path = db;
+	cfg.kafka_bootstrap = kafka;
+	cfg.log_id = log_id;
+	cfg.rpc_url = rpc;
+	cfg.instance = instance;
+	cfg.rpc_threads = threads;
+	cfg.batch_max = batch;
+	if (store_start(&cfg, &s, err, sizeof err)) {
+		chat_error("store", "start_failed", "reason=\"%s\"", err);
+		fprintf(stderr, "chat-store: %s\n", err);
+		return 1;
+	}
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	chat_info("store", "signal", "sig=%d", sig);
+	store_stop(s);
+	return 0;
+}
