@@ -29,6 +29,10 @@ typedef struct edge_config {
 	int max_queue_bytes;         /* default 4 MiB */
 	int send_rate;               /* messages/s per session, default 100 */
 	int send_burst;              /* default 200 */
+	int rpc_threads;             /* chat.Edge handler threads, default 2 */
+	int rpc_timeout_ms;          /* backend RPC deadline, default 3000 */
+	int ping_secs;               /* idle seconds before a WebSocket ping,
+	                              * default 30; hang up after 2x + 10 s */
 } edge_config;
 
 typedef struct edge edge;

@@ -1,0 +1,284 @@
+/* The edge's private header: the edge object, sessions, the inbox that
+ * other threads use to hand work to the lws service thread, and worker
+ * jobs.
+ *
+ * Threads: the lws service thread owns every session, the subscription
+ * maps and the routing reference counts. RPC workers, the Kafka
+ * delivery-report thread and the chat.Edge handler threads never touch
+ * them: they build an edge_ib, edge_post() it, and the service thread
+ * drains the inbox on LWS_CALLBACK_EVENT_WAIT_CANCELLED. Items name
+ * sessions by id, never by pointer. */
+#ifndef EDGE_INT_H
+#define EDGE_INT_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "chat_arena.h"
+#include "chat_auth.h"
+#include "chat_buf.h"
+#include "chat_kafka.h"
+#include "chat_map.h"
+#include "chat_queue.h"
+#include "chat_rpc.h"
+#include "chat_workers.h"
+#include "edge.h"
+#include "edge_frame.h"
+
+#define EDGE_SVC "edge"
+#define EDGE_JWT_LEEWAY_S 30
+#define EDGE_MAX_INFLIGHT 64       /* worker requests per session */
+#define EDGE_TYPING_BACKLOG 256    /* drop typing beyond this backlog */
+#define EDGE_RESUME_MAX 5000       /* messages replayed per channel */
+#define EDGE_SHUTDOWN_GRACE_MS 2000
+#define EDGE_CLOSE_TIMEOUT_S 5     /* peers that never read are dropped */
+#define EDGE_NAME_MAX 64
+#define EDGE_CLOSE_REASON_MAX 123  /* a close frame holds 125 bytes */
+
+/* WebSocket close codes (docs/PROTOCOL.md). */
+#define EDGE_CLOSE_GOING_AWAY 1001
+#define EDGE_CLOSE_INTERNAL 1011
+#define EDGE_CLOSE_TRY_LATER 1013
+#define EDGE_CLOSE_KICKED 4000
+#define EDGE_CLOSE_UNAUTHENTICATED 4401
+#define EDGE_CLOSE_SLOW 4008
+
+typedef struct edge_resume edge_resume;
+
+/* A client session. Service thread only. */
+typedef struct edge_sess {
+	uint64_t id;
+	struct lws *wsi;
+	edge *e;
+	uint64_t user_id;
+	char user_name[EDGE_NAME_MAX];
+	chat_u64map chans;   /* channel id -> (void *)1 */
+	int ready;           /* Welcome queued; frames may be written */
+	int setup_pending;   /* the setup job has not answered yet */
+	int inflight;        /* requests out on workers */
+	int rx_paused;       /* paused for too many requests in flight */
+	/* reassembly of one client message */
+	int rx_in_msg, rx_text, rx_skip;
+	uint8_t *rx;
+	size_t rxlen, rxcap;
+	/* outbound ring of frames */
+	chat_buf **q;
+	size_t qcap, qhead, qlen, qbytes;
+	/* set when closing; close_drain: after the queue is written */
+	int close_code, close_drain;
+	char close_reason[EDGE_CLOSE_REASON_MAX + 1];
+	edge_bucket bucket;
+	edge_resume *resume;
+	uint64_t mark;       /* delivery generation (at most once) */
+} edge_sess;
+
+/* The local sessions of one channel or one user. */
+typedef struct edge_set {
+	size_t n, cap;
+	edge_sess **v;
+} edge_set;
+
+struct edge {
+	edge_config cfg;     /* strings point at copies owned here */
+	char *strs[9];
+	unsigned char *key;
+	char public_url[CHAT_URL_MAX];
+	int port;
+
+	struct lws_context *ctx;
+	lws_retry_bo_t retry;  /* ping / hang-up policy */
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t wake_mu;
+	int ctx_live;        /* lws_cancel_service allowed; under wake_mu */
+	atomic_int stopping;
+	atomic_int svc_done;
+	atomic_int nsessions;
+	atomic_int presence_dead; /* a SessionDown failed during stop */
+
+	chat_queue inbox;
+	chat_workers *workers;
+	chat_rpc_client *store, *presence, *dispatcher;
+	chat_producer *producer;
+	chat_rpc_server *rpc;
+	int registered;
+
+	/* service thread only */
+	chat_u64map sessions;   /* session id -> edge_sess */
+	chat_u64map chan_subs;  /* channel id -> edge_set */
+	chat_u64map user_sess;  /* user id -> edge_set */
+	uint64_t next_sid;
+	uint64_t gen;           /* delivery generation */
+	int shutdown_begun;
+	int64_t shutdown_deadline_us;
+
+	/* counters (any thread) */
+	atomic_uint_fast64_t n_sent, n_acked, n_delivered, n_overflow;
+};
+
+/* ---- inbox items ---- */
+
+enum edge_ib_op {
+	IB_FRAMES,      /* queue bufs on session sid */
+	IB_SETUP,       /* a session's setup finished (ok) or failed */
+	IB_CHAN_ADD,    /* user_id is in channel_id now; then IB_FRAMES */
+	IB_CHAN_DEL,    /* user_id left channel_id; then IB_FRAMES */
+	IB_USER_FRAMES, /* queue bufs on every session of user_id */
+	IB_DELIVER,     /* a chat.Edge/Deliver batch */
+	IB_KICK,        /* close every session of a user */
+	IB_RESUME_PAGE, /* one history page of a resume */
+};
+
+/* One event of a Deliver batch, encoded once. */
+typedef struct edge_ev {
+	chat_buf *buf;
+	uint64_t channel_id;
+	const uint64_t *chans;
+	size_t nchans;
+	const uint64_t *users;
+	size_t nusers;
+	uint64_t skip_user;
+	int member;          /* -1, or a Chat__MemberEvent__Kind */
+	uint64_t member_user, member_channel;
+} edge_ev;
+
+/* A Kick waiting for the service thread. */
+typedef struct edge_kick {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	uint32_t count;
+	uint64_t user_id;
+	char reason[EDGE_CLOSE_REASON_MAX + 1];
+} edge_kick;
+
+typedef struct edge_ib {
+	chat_qnode node;
+	int op;
+	int ends_req;        /* answers a request counted in inflight */
+	int ok;
+	uint64_t sid, user_id, channel_id, req_id;
+	char user_name[EDGE_NAME_MAX];
+	int status;          /* IB_SETUP: presence status */
+	int presence_up;     /* IB_SETUP: SessionUp succeeded */
+	chat_buf *one;       /* storage when nbufs == 1 */
+	chat_buf **bufs;
+	size_t nbufs;
+	uint64_t *chans;     /* IB_SETUP: channels to subscribe */
+	size_t nchans;
+	edge_ev *evs;        /* IB_DELIVER */
+	size_t nevs;
+	edge_kick *kick;     /* IB_KICK (owned by the waiting thread) */
+	uint64_t last_seq;   /* IB_RESUME_PAGE */
+	int more;
+	size_t count;
+	chat_arena *arena;   /* owns the arrays above when set */
+} edge_ib;
+
+/* A new item (zeroed), or NULL when out of memory. */
+edge_ib *edge_ib_new(int op);
+
+/* Attach one frame (takes the reference; NULL is ignored). */
+void edge_ib_set_buf(edge_ib *ib, chat_buf *b);
+
+/* Release the frames, complete a kick, free. Accepts NULL. */
+void edge_ib_free(edge_ib *ib);
+
+/* Hand an item to the service thread and wake it. Any thread. Takes
+ * ownership (the item is freed when the inbox is closed). */
+void edge_post(edge *e, edge_ib *ib);
+
+/* Wake the service thread (lws_cancel_service when the context lives). */
+void edge_wake(edge *e);
+
+/* ---- worker jobs ---- */
+
+enum edge_job_op {
+	JOB_SETUP,        /* ListChannels + SessionUp + presence of DM peers */
+	JOB_REQ,          /* one client request (frame) */
+	JOB_SESSION_DOWN, /* Presence.SessionDown, fire and forget */
+	JOB_TYPING,       /* Dispatcher.Publish of a typing notice */
+	JOB_CHANLIST,     /* push a fresh ChannelList to a user's sessions */
+	JOB_RESUME_PAGE,  /* one Store.History page for a resume */
+	JOB_FREE_PRODUCER, /* flush and free a replaced producer */
+};
+
+typedef struct edge_job {
+	chat_job job;
+	edge *e;
+	int op;
+	uint64_t sid, user_id, req_id;
+	char user_name[EDGE_NAME_MAX];
+	chat_arena *arena;              /* owned; holds frame */
+	const Chat__ClientFrame *frame; /* JOB_REQ, JOB_TYPING */
+	uint64_t channel_id, after_seq; /* JOB_RESUME_PAGE */
+	uint32_t limit;
+	void *ptr;                      /* JOB_FREE_PRODUCER */
+} edge_job;
+
+/* A job for op with a fresh arena, or NULL. */
+edge_job *edge_job_new(edge *e, int op);
+
+/* Submit; on failure frees the job and returns -1. */
+int edge_job_submit(edge *e, edge_job *j);
+
+void edge_job_free(edge_job *j);
+
+/* ---- sessions (session.c, service thread) ---- */
+
+edge_sess *edge_sess_new(edge *e, struct lws *wsi, const chat_claims *c);
+
+/* The close path: unsubscribe, unregister, free. */
+void edge_sess_free(edge_sess *s);
+
+edge_sess *edge_sess_find(edge *e, uint64_t sid);
+
+/* Queue a frame (takes the reference). Typing notices are dropped when
+ * the queue is over half full; an overflow closes the session with 4008.
+ * Returns 0 when queued, -1 when dropped. */
+int edge_sess_push(edge_sess *s, chat_buf *b);
+
+/* Queue frames ahead of everything already queued (Welcome). */
+int edge_sess_push_front(edge_sess *s, chat_buf **bufs, size_t n);
+
+/* The next frame to write, or NULL. */
+chat_buf *edge_sess_pop(edge_sess *s);
+
+/* Close with code and reason: at once (dropping the queue) or, with
+ * drain, after the queued frames are written. */
+void edge_sess_close(edge_sess *s, int code, const char *reason, int drain);
+
+/* Subscribe / unsubscribe the session to a channel (idempotent). */
+void edge_sess_chan_add(edge_sess *s, uint64_t channel_id);
+void edge_sess_chan_del(edge_sess *s, uint64_t channel_id);
+
+/* The local sessions of a user or a channel, or NULL. */
+edge_set *edge_user_sessions(edge *e, uint64_t user_id);
+edge_set *edge_chan_sessions(edge *e, uint64_t channel_id);
+
+/* Free a resume in progress. */
+void edge_resume_free(edge_resume *r);
+
+/* ---- the service thread (ws.c) ---- */
+
+/* Create the lws context listening on cfg host/port. */
+int edge_ws_start(edge *e, char *err, size_t errlen);
+
+/* The service thread's body. */
+void *edge_ws_main(void *arg);
+
+/* Take and handle every inbox item (service thread). */
+void edge_drain_inbox(edge *e);
+
+/* ---- sending (edge.c) ---- */
+
+/* Produce a validated send; answers come back through the inbox. */
+void edge_produce(edge *e, edge_sess *s, const edge_act *act);
+
+/* ---- chat.Edge (rpc.c) ---- */
+
+int edge_rpc_start(edge *e, char *err, size_t errlen);
+
+#endif
