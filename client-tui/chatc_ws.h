@@ -20,7 +20,8 @@ enum chatc_ws_opcode {
 };
 
 /* Largest incoming message (after reassembly) accepted. */
-#define CHATC_WS_MAX_MESSAGE (1024 * 1024)
+/* A history page of 500 full messages is about 2.1 MB. */
+#define CHATC_WS_MAX_MESSAGE (4 * 1024 * 1024)
 
 /* ---- codec ---- */
 

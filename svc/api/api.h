@@ -11,22 +11,34 @@ typedef struct api_edge {
 	const char *url;  /* ws://host:port/ws */
 } api_edge;
 
+/* Every string and array is copied by api_start; the caller may free its
+ * own afterwards. */
 typedef struct api_config {
 	const char *host;       /* default 127.0.0.1 */
 	int port;               /* 0 = pick a free one */
-	const char *store_url;  /* chat.Store RPC */
-	const unsigned char *jwt_key;
+	const char *store_url;  /* chat.Store RPC (required) */
+	const unsigned char *jwt_key;  /* HS256 key, at least 32 bytes */
 	size_t jwt_key_len;
 	int token_ttl_s;        /* default 86400 */
-	const api_edge *edges;  /* static edge list (embedded mode) */
+	const api_edge *edges;  /* static edge list (embedded mode), >= 1 */
 	int n_edges;
-	int workers;            /* default 2 */
+	int workers;            /* default 2 (each hash takes 64 MiB) */
+	int rpc_timeout_ms;     /* deadline of each store call, default 3000 */
 } api_config;
 
 typedef struct api api;
 
+/* Listen on host:port and serve (docs/PROTOCOL.md section 1) from a
+ * service thread of its own. Returns 0 with *out set, or -1 with a reason
+ * in err (bad config, port in use). Does not block. */
 int api_start(const api_config *cfg, api **out, char *err, size_t errlen);
+
+/* The bound TCP port (the one picked when cfg->port was 0). */
 int api_port(api *a);
+
+/* Stop serving: queued requests answer 503, running ones finish (at most
+ * one store deadline), connections close, everything is freed. Blocks.
+ * Accepts NULL. */
 void api_stop(api *a);
 
 #endif

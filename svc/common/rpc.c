@@ -22,12 +22,22 @@ struct service {
 	void *arg;
 };
 
+/* One handler thread with its own nng context. */
+struct worker {
+	chat_rpc_server *s;
+	pthread_t thread;
+	nng_ctx ctx;
+	nng_aio *aio;
+	chat_arena *arena;
+	int running;
+};
+
 struct chat_rpc_server {
 	nng_socket sock;
 	char svc[32];
 	char instance[64];
 	int nthreads, started;
-	pthread_t *threads;
+	struct worker *workers;
 	struct service services[MAX_SERVICES];
 	int nservices;
 	chat_rpc_health_fn health;
@@ -196,15 +206,12 @@ reply:
 
 static void *server_thread(void *arg)
 {
-	chat_rpc_server *s = arg;
-	nng_ctx ctx;
-	nng_aio *aio = NULL;
-	chat_arena *a = chat_arena_new();
+	struct worker *w = arg;
+	chat_rpc_server *s = w->s;
+	nng_ctx ctx = w->ctx;
+	nng_aio *aio = w->aio;
+	chat_arena *a = w->arena;
 
-	if (!a || nng_ctx_open(&ctx, s->sock) != 0)
-		goto out;
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0)
-		goto out_ctx;
 	for (;;) {
 		nng_msg *msg;
 		void *rep;
@@ -233,25 +240,31 @@ static void *server_thread(void *arg)
 			nng_msg_free(msg);
 		chat_arena_reset(a);
 	}
-	nng_aio_free(aio);
-out_ctx:
-	nng_ctx_close(ctx);
-out:
-	chat_arena_free(a);
 	return NULL;
 }
 
 int chat_rpc_server_start(chat_rpc_server *s)
 {
-	s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
-	if (!s->threads)
+	/* Contexts and aios are made here, before any thread runs: with nng
+	 * 1.5.2, nng_ctx_open on a new thread racing nng_close could hang a
+	 * server freed right after it started. */
+	s->workers = calloc((size_t)s->nthreads, sizeof *s->workers);
+	if (!s->workers)
 		return -1;
 	s->started = 1;
 	for (int i = 0; i < s->nthreads; i++) {
-		if (pthread_create(&s->threads[i], NULL, server_thread, s) != 0) {
-			s->nthreads = i;
+		struct worker *w = &s->workers[i];
+		w->s = s;
+		w->arena = chat_arena_new();
+		if (!w->arena || nng_ctx_open(&w->ctx, s->sock) != 0 ||
+		    nng_aio_alloc(&w->aio, NULL, NULL) != 0)
 			return -1;
-		}
+	}
+	for (int i = 0; i < s->nthreads; i++) {
+		struct worker *w = &s->workers[i];
+		if (pthread_create(&w->thread, NULL, server_thread, w) != 0)
+			return -1;
+		w->running = 1;
 	}
 	return 0;
 }
@@ -266,10 +279,14 @@ void chat_rpc_server_free(chat_rpc_server *s)
 	if (!s)
 		return;
 	nng_close(s->sock);
-	if (s->threads)
-		for (int i = 0; i < s->nthreads; i++)
-			pthread_join(s->threads[i], NULL);
-	free(s->threads);
+	for (int i = 0; s->workers && i < s->nthreads; i++) {
+		struct worker *w = &s->workers[i];
+		if (w->running)
+			pthread_join(w->thread, NULL);
+		nng_aio_free(w->aio);
+		chat_arena_free(w->arena);
+	}
+	free(s->workers);
 	free(s);
 }
 

@@ -2,7 +2,16 @@
  * batch by destination edge using the routing table, and sends each edge
  * one chat.Edge/Deliver holding its whole share. Also serves
  * chat.Dispatcher/Publish for ephemeral events (typing, presence), routed
- * the same way. */
+ * the same way.
+ *
+ * An event goes to the edges of channel_id (when non-zero), of each of
+ * channel_ids and of each of user_ids, once per edge. Each edge gets its
+ * events in the order they were consumed or published (Kafka keeps order
+ * per partition, i.e. per channel); edges are served in parallel, each by
+ * a sender thread of its own, so a slow or dead edge holds up only its own
+ * queue. A Deliver that fails is retried once, then dropped (logged as
+ * event=deliver_failed): clients recover missed messages from seq gaps and
+ * resume. */
 #ifndef DISPATCHER_H
 #define DISPATCHER_H
 
@@ -11,17 +20,33 @@
 #include "chat_routing.h"
 
 typedef struct disp_config {
-	const char *kafka_bootstrap;
-	const char *rpc_url;    /* where chat.Dispatcher listens */
-	const char *instance;
-	chat_routing *routing;  /* not owned */
-	int batch_max;          /* events per poll batch, default 1000 */
+	const char *kafka_bootstrap;  /* NULL or "" = serve Publish only */
+	const char *rpc_url;    /* where chat.Dispatcher listens (required) */
+	const char *instance;   /* default "dispatcher-1"; Kafka client.id */
+	chat_routing *routing;  /* not owned; must outlive disp_stop */
+	int batch_max;          /* events per poll batch and per Deliver,
+	                         * default 1000 */
+	int deliver_timeout_ms; /* per Deliver call, default 2000 */
+	int edge_queue_max;     /* events waiting for one edge before new
+	                         * ones are dropped, default 100000 */
 } disp_config;
 
 typedef struct disp disp;
 
+/* Start consuming and serving. Admin.Health on rpc_url reports the
+ * counters consumed, published, delivered, failed, retried, dropped,
+ * bad_records, unrouted, deliver_calls, assigned_partitions. Returns 0
+ * with *out set, or -1 with a reason in err. Does not block; the first
+ * group join (disp_ready) may take seconds. */
 int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen);
-int disp_ready(disp *d);  /* holds its partition assignment */
+
+/* Whether the consumer holds its partition assignment (always 1 without
+ * Kafka). Thread-safe. */
+int disp_ready(disp *d);
+
+/* Stop consuming and serving, deliver what is queued once (not to edges
+ * that are down), leave the group, free. Blocks for at most about one
+ * Deliver timeout per edge. Accepts NULL. */
 void disp_stop(disp *d);
 
 #endif

@@ -206,11 +206,15 @@ static void test_oversize(void **state)
 	uint8_t *big;
 	(void)state;
 
-	/* A header announcing 2 MiB is refused before any payload. */
+	/* A header announcing twice the cap is refused before any payload. */
 	n = chatc_ws_encode(hdr, 1, CHATC_WS_BINARY, NULL, 0, NULL);
 	hdr[1] = 127;
 	memset(hdr + 2, 0, 8);
-	hdr[7] = 0x20; /* 0x200000 */
+	{
+		uint64_t want = 2 * (uint64_t)CHATC_WS_MAX_MESSAGE;
+		for (int i = 0; i < 8; i++)
+			hdr[2 + i] = (uint8_t)(want >> (56 - 8 * i));
+	}
 	n = 10;
 	chatc_ws_rx_feed(rx, hdr, n);
 	assert_int_equal(chatc_ws_rx_next(rx, &ev), CHATC_WS_EV_ERROR);
@@ -222,17 +226,17 @@ static void test_oversize(void **state)
 
 	/* Fragments adding up past the cap. */
 	rx = chatc_ws_rx_new(0, 0);
-	big = calloc(1, 600 * 1024);
-	feed_frame(rx, 0, CHATC_WS_BINARY, big, 600 * 1024);
-	feed_frame(rx, 1, CHATC_WS_CONT, big, 600 * 1024);
+	big = calloc(1, CHATC_WS_MAX_MESSAGE / 2 + 1);
+	feed_frame(rx, 0, CHATC_WS_BINARY, big, CHATC_WS_MAX_MESSAGE / 2 + 1);
+	feed_frame(rx, 1, CHATC_WS_CONT, big, CHATC_WS_MAX_MESSAGE / 2 + 1);
 	assert_int_equal(chatc_ws_rx_next(rx, &ev), CHATC_WS_EV_ERROR);
 	assert_int_equal(ev.error_code, 1009);
 	chatc_ws_rx_free(rx);
 
 	/* Exactly the cap passes. */
 	rx = chatc_ws_rx_new(0, 0);
-	feed_frame(rx, 0, CHATC_WS_BINARY, big, 512 * 1024);
-	feed_frame(rx, 1, CHATC_WS_CONT, big, 512 * 1024);
+	feed_frame(rx, 0, CHATC_WS_BINARY, big, CHATC_WS_MAX_MESSAGE / 2);
+	feed_frame(rx, 1, CHATC_WS_CONT, big, CHATC_WS_MAX_MESSAGE / 2);
 	assert_int_equal(chatc_ws_rx_next(rx, &ev), CHATC_WS_EV_MESSAGE);
 	assert_int_equal(ev.len, CHATC_WS_MAX_MESSAGE);
 	chatc_ws_rx_free(rx);

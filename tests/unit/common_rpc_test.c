@@ -268,10 +268,22 @@ static void test_health_and_garbage(void **state)
 	chat_rpc_server_free(s);
 }
 
+/* A server freed right after it started must not hang (nng 1.5.2 race
+ * between a context opened on a new thread and the socket closing). */
+static void test_start_then_free(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 500; i++) {
+		chat_rpc_server *s = start_server("inproc://rpc-test-6", NULL);
+		chat_rpc_server_free(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_and_errors),
+		cmocka_unit_test(test_start_then_free),
 		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_no_server_then_server),
 		cmocka_unit_test(test_concurrent),
