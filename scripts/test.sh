@@ -46,7 +46,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build "$top/build-fuzz" -j"$jobs"
 	for f in "$top"/build-fuzz/*/fuzz_* "$top"/build-fuzz/*/*/fuzz_*; do
-		[ -x "$f" ] || continue
+		[ -f "$f" ] && [ -x "$f" ] || continue
 		case "$f" in *_replay) continue ;; esac
 		name=$(basename "$f" | sed 's/^fuzz_//')
 		work=$(mktemp -d)
