@@ -27,6 +27,7 @@
 
 struct cfg {
 	const char *data_dir, *host, *secret_file, *ready_file, *log_level;
+	const char *admin_url;
 	int port, api_port, partitions, token_ttl, send_rate, send_burst;
 	int queue_frames, queue_bytes, ready_timeout;
 };
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
 	struct cfg c;
 	char ddir[1024], secret_path[1200], db_path[1200], lock_path[1200];
 	char err[512], log_id[17], ready[2048];
+	char admin[300] = "";
 	const chat_opt opts[] = {
 		{"data-dir", "CHAT_DATA_DIR", CHAT_OPT_STR, &c.data_dir, NULL, 0, 0,
 		 "where the database and the token secret live (default "
@@ -98,6 +100,9 @@ int main(int argc, char **argv)
 		 0, 0, "write api_url=, edge_url=, pid= lines here once serving"},
 		{"ready-timeout", NULL, CHAT_OPT_INT, &c.ready_timeout, "30", 1, 600,
 		 "seconds to wait for the log consumers to join"},
+		{"admin-url", "CHAT_ADMIN_URL", CHAT_OPT_STR, &c.admin_url, NULL, 0,
+		 0, "also serve the chat.Store RPC here for admin tools and "
+		 "benchmarks (e.g. tcp://127.0.0.1:0); trusted callers only"},
 		{"log-level", "CHAT_LOG_LEVEL", CHAT_OPT_STR, &c.log_level, "info", 0,
 		 0, "debug, info, warn, error or off"},
 		{NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
@@ -188,6 +193,7 @@ int main(int argc, char **argv)
 		sc.log_id = log_id;
 		sc.rpc_url = "inproc://chat-store";
 		sc.instance = "store-1";
+		sc.admin_url = c.admin_url;
 		if (store_start(&sc, &st, err, sizeof err) != 0)
 			goto fail;
 	}
@@ -255,9 +261,16 @@ int main(int argc, char **argv)
 			goto fail;
 		}
 	}
+	if (store_admin_port(st) > 0)
+		snprintf(admin, sizeof admin, "tcp://127.0.0.1:%d",
+		         store_admin_port(st));
+	else if (c.admin_url[0])
+		chat_strlcpy(admin, c.admin_url, sizeof admin);
 	snprintf(ready, sizeof ready,
-	         "api_url=http://%s:%d\nedge_url=%s\npid=%d\ndata_dir=%s\n",
-	         c.host, api_port(ap), edge_public_url(ed), (int)getpid(), ddir);
+	         "api_url=http://%s:%d\nedge_url=%s\npid=%d\ndata_dir=%s\n"
+	         "admin_url=%s\n",
+	         c.host, api_port(ap), edge_public_url(ed), (int)getpid(), ddir,
+	         admin);
 	if (c.ready_file[0] && write_file_atomic(c.ready_file, ready) != 0) {
 		snprintf(err, sizeof err, "cannot write --ready-file %s: %s",
 		         c.ready_file, strerror(errno));

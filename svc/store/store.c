@@ -236,6 +236,13 @@ int store_start(const store_config *cfg, store **out, char *err,
 	}
 	if (chat_rpc_server_listen(s->rpc, s->rpc_url, &port, err, errlen))
 		goto fail;
+	if (cfg->admin_url && cfg->admin_url[0]) {
+		s->admin_url = strdup(cfg->admin_url);
+		if (!s->admin_url ||
+		    chat_rpc_server_listen(s->rpc, s->admin_url, &s->admin_port,
+		                           err, errlen))
+			goto fail;
+	}
 	if (chat_rpc_server_start(s->rpc)) {
 		snprintf(err, errlen, "cannot start the RPC threads");
 		goto fail;
@@ -299,6 +306,12 @@ void store_stop(store *s)
 	free(s->kafka);
 	free(s->log_id);
 	free(s->rpc_url);
+	free(s->admin_url);
 	free(s->instance);
 	free(s);
+}
+
+int store_admin_port(store *s)
+{
+	return s ? s->admin_port : 0;
 }

@@ -26,6 +26,11 @@ typedef struct store_config {
 	const char *rpc_url;         /* where chat.Store listens; NULL/"" =
 	                              * tcp://127.0.0.1:7101 (tcp port 0 picks
 	                              * one, logged in event=started) */
+	const char *admin_url;       /* a second address where chat.Store also
+	                              * listens (tcp:// for admin tools and
+	                              * benchmarks next to an inproc rpc_url);
+	                              * NULL/"" = none; tcp port 0 picks one
+	                              * (see store_admin_port) */
 	const char *instance;        /* instance name for logs/health and the
 	                              * Kafka client id; NULL/"" = "store" */
 	int rpc_threads;             /* 1..256, 0 = default 4 */
@@ -47,6 +52,9 @@ typedef struct store store;
  * nothing is left running). */
 int store_start(const store_config *cfg, store **out, char *err,
                 size_t errlen);
+
+/* The tcp port admin_url is bound to (0 when none). */
+int store_admin_port(store *s);
 
 /* Whether the ingress consumer holds its partition assignment (for tests
  * and start-up readiness). */

@@ -24,6 +24,8 @@ struct store {
 	/* configuration, strings owned */
 	char *db_path, *kafka, *log_id, *rpc_url, *instance;
 	int rpc_threads, batch_max;
+	char *admin_url; /* NULL when none */
+	int admin_port;
 
 	store_db *db;
 	chat_rpc_server *rpc;
