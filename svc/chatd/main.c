@@ -175,6 +175,10 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	{
+		long nofile = chat_raise_nofile();
+		chat_info(SVC, "fd_limit", "nofile=%ld", nofile);
+	}
 	mock = chat_kafka_mock_new(1, c.partitions, err, sizeof err);
 	if (!mock)
 		goto fail;

@@ -37,6 +37,12 @@ size_t chat_strlcpy(char *dst, const char *src, size_t dstlen);
  * character other than tab and newline (what a chat body may hold). */
 int chat_utf8_valid_text(const char *s, size_t len);
 
+/* Raise the soft limit on open files to the hard limit (many sessions
+ * need many descriptors; libwebsockets sizes its tables from the limit at
+ * context creation, so call this first). Returns the new soft limit, or
+ * -1. */
+long chat_raise_nofile(void);
+
 /* Store/load a uint64 as 8 big-endian bytes (Kafka keys). */
 void chat_put_be64(uint8_t out[8], uint64_t v);
 uint64_t chat_get_be64(const uint8_t in[8]);
