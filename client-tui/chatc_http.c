@@ -19,26 +19,7 @@
 #include <unistd.h>
 
 #include "chat_json.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "chat_util.h"
 
 int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 {
@@ -47,7 +28,7 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 
 	memset(out, 0, sizeof *out);
 	if (!url) {
-		seterr(err, errlen, "no URL");
+		chat_errf(err, errlen, "no URL");
 		return -1;
 	}
 	if (strncasecmp(url, "http://", 7) == 0) {
@@ -57,7 +38,7 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 		strcpy(out->scheme, "ws");
 		p = url + 5;
 	} else {
-		seterr(err, errlen,
+		chat_errf(err, errlen,
 		       "unsupported URL '%s' (want http://HOST:PORT or "
 		       "ws://HOST:PORT/PATH)",
 		       url);
@@ -67,7 +48,7 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 		hs = p + 1;
 		he = strchr(hs, ']');
 		if (!he) {
-			seterr(err, errlen, "bad IPv6 host in URL '%s'", url);
+			chat_errf(err, errlen, "bad IPv6 host in URL '%s'", url);
 			return -1;
 		}
 		p = he + 1;
@@ -79,7 +60,7 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 	}
 	n = (size_t)(he - hs);
 	if (n == 0 || n >= sizeof out->host) {
-		seterr(err, errlen, "bad host in URL '%s'", url);
+		chat_errf(err, errlen, "bad host in URL '%s'", url);
 		return -1;
 	}
 	memcpy(out->host, hs, n);
@@ -95,13 +76,13 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 			digits++;
 		}
 		if (digits == 0 || v < 1 || v > 65535) {
-			seterr(err, errlen, "bad port in URL '%s'", url);
+			chat_errf(err, errlen, "bad port in URL '%s'", url);
 			return -1;
 		}
 		out->port = (int)v;
 	}
 	if (*p != '\0' && *p != '/' && *p != '?') {
-		seterr(err, errlen, "bad URL '%s'", url);
+		chat_errf(err, errlen, "bad URL '%s'", url);
 		return -1;
 	}
 	ps = p;
@@ -110,7 +91,7 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 	} else {
 		size_t pl = strlen(ps);
 		if (pl + 2 > sizeof out->path) {
-			seterr(err, errlen, "URL path too long");
+			chat_errf(err, errlen, "URL path too long");
 			return -1;
 		}
 		if (*ps == '?')
@@ -120,7 +101,7 @@ int chatc_url_parse(const char *url, chatc_url *out, char *err, size_t errlen)
 	}
 	for (const char *q = out->path; *q; q++) {
 		if ((unsigned char)*q <= ' ' || *q == 0x7f) {
-			seterr(err, errlen, "bad character in URL path");
+			chat_errf(err, errlen, "bad character in URL path");
 			return -1;
 		}
 	}
@@ -157,12 +138,12 @@ static int parse_status_line(const char *p, const char *eol,
 	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
 	    !isdigit((unsigned char)p[9]) || !isdigit((unsigned char)p[10]) ||
 	    !isdigit((unsigned char)p[11]) || (eol - p > 12 && p[12] != ' ')) {
-		seterr(err, errlen, "bad HTTP status line");
+		chat_errf(err, errlen, "bad HTTP status line");
 		return -1;
 	}
 	h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
 	if (h->status < 100 || h->status > 599) {
-		seterr(err, errlen, "bad HTTP status %d", h->status);
+		chat_errf(err, errlen, "bad HTTP status %d", h->status);
 		return -1;
 	}
 	if (eol - p > 13)
@@ -182,7 +163,7 @@ static int parse_content_length(const char *v, chatc_http_head *h, char *err,
 			goto bad;
 		n = n * 10 + (*q - '0');
 		if (n > CHATC_HTTP_MAX_BODY) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "response body too large (Content-Length %s, "
 			       "limit %d)",
 			       v, CHATC_HTTP_MAX_BODY);
@@ -190,13 +171,13 @@ static int parse_content_length(const char *v, chatc_http_head *h, char *err,
 		}
 	}
 	if (h->content_length >= 0 && h->content_length != n) {
-		seterr(err, errlen, "conflicting Content-Length headers");
+		chat_errf(err, errlen, "conflicting Content-Length headers");
 		return -1;
 	}
 	h->content_length = n;
 	return 0;
 bad:
-	seterr(err, errlen, "bad Content-Length '%s'", v);
+	chat_errf(err, errlen, "bad Content-Length '%s'", v);
 	return -1;
 }
 
@@ -208,12 +189,12 @@ static int parse_header_line(const char *p, const char *eol,
 	size_t nl;
 
 	if (*p == ' ' || *p == '\t') {
-		seterr(err, errlen,
+		chat_errf(err, errlen,
 		       "folded HTTP header lines are not supported");
 		return -1;
 	}
 	if (!colon || colon == p) {
-		seterr(err, errlen, "bad HTTP header line");
+		chat_errf(err, errlen, "bad HTTP header line");
 		return -1;
 	}
 	nl = (size_t)(colon - p);
@@ -221,20 +202,20 @@ static int parse_header_line(const char *p, const char *eol,
 		unsigned char ch = (unsigned char)p[i];
 		if (ch <= ' ' || ch >= 0x7f ||
 		    strchr("()<>@,;:\\\"/[]?={}", ch)) {
-			seterr(err, errlen, "bad HTTP header name");
+			chat_errf(err, errlen, "bad HTTP header name");
 			return -1;
 		}
 	}
 	if (nl >= sizeof hd->name) {
-		seterr(err, errlen, "HTTP header name too long");
+		chat_errf(err, errlen, "HTTP header name too long");
 		return -1;
 	}
 	if ((size_t)(eol - colon - 1) >= sizeof hd->value) {
-		seterr(err, errlen, "HTTP header value too long");
+		chat_errf(err, errlen, "HTTP header value too long");
 		return -1;
 	}
 	if (h->n_headers >= CHATC_HTTP_MAX_HEADERS) {
-		seterr(err, errlen, "too many HTTP headers (limit %d)",
+		chat_errf(err, errlen, "too many HTTP headers (limit %d)",
 		       CHATC_HTTP_MAX_HEADERS);
 		return -1;
 	}
@@ -246,7 +227,7 @@ static int parse_header_line(const char *p, const char *eol,
 	if (strcasecmp(hd->name, "Content-Length") == 0)
 		return parse_content_length(hd->value, h, err, errlen);
 	if (strcasecmp(hd->name, "Transfer-Encoding") == 0) {
-		seterr(err, errlen,
+		chat_errf(err, errlen,
 		       "unsupported Transfer-Encoding '%s' (chunked "
 		       "responses are not supported)",
 		       hd->value);
@@ -275,13 +256,13 @@ int chatc_http_parse_head(const char *buf, size_t len, chatc_http_head *h,
 	}
 	if (!p) {
 		if (len >= CHATC_HTTP_MAX_HEAD) {
-			seterr(err, errlen, "HTTP response head over %d bytes",
+			chat_errf(err, errlen, "HTTP response head over %d bytes",
 			       CHATC_HTTP_MAX_HEAD);
 			return -1;
 		}
 		/* A status line can be checked early. */
 		if (len >= 5 && memcmp(buf, "HTTP/", 5) != 0) {
-			seterr(err, errlen, "not an HTTP response");
+			chat_errf(err, errlen, "not an HTTP response");
 			return -1;
 		}
 		return 0;
@@ -304,7 +285,7 @@ int chatc_http_parse_head(const char *buf, size_t len, chatc_http_head *h,
 	return 1;
 fail:
 	if (err && errlen && !err[0])
-		seterr(err, errlen, "malformed HTTP response head");
+		chat_errf(err, errlen, "malformed HTTP response head");
 	return -1;
 }
 
@@ -330,7 +311,7 @@ int chatc_http_parse_response(const char *buf, size_t len, int eof,
 		return -1;
 	if (rc == 0) {
 		if (eof) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "connection closed before the HTTP response "
 			       "head was complete");
 			return -1;
@@ -345,7 +326,7 @@ int chatc_http_parse_response(const char *buf, size_t len, int eof,
 		want = (size_t)r->head.content_length;
 		if (have < want) {
 			if (eof) {
-				seterr(err, errlen,
+				chat_errf(err, errlen,
 				       "connection closed after %zu of %zu "
 				       "body bytes",
 				       have, want);
@@ -355,7 +336,7 @@ int chatc_http_parse_response(const char *buf, size_t len, int eof,
 		}
 	} else {
 		if (have > CHATC_HTTP_MAX_BODY) {
-			seterr(err, errlen, "response body over %d bytes",
+			chat_errf(err, errlen, "response body over %d bytes",
 			       CHATC_HTTP_MAX_BODY);
 			return -1;
 		}
@@ -365,7 +346,7 @@ int chatc_http_parse_response(const char *buf, size_t len, int eof,
 	}
 	r->body = malloc(want + 1);
 	if (!r->body) {
-		seterr(err, errlen, "out of memory");
+		chat_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	memcpy(r->body, buf + r->head.head_len, want);
@@ -389,7 +370,7 @@ int chatc_tcp_connect(const char *host, int port, int timeout_ms, char *err,
 	struct addrinfo hints, *res = NULL, *ai;
 	char portstr[16];
 	int fd = -1, rc, last_errno = 0;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = chat_mono_ms() + timeout_ms;
 
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;
@@ -397,7 +378,7 @@ int chatc_tcp_connect(const char *host, int port, int timeout_ms, char *err,
 	snprintf(portstr, sizeof portstr, "%d", port);
 	rc = getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0) {
-		seterr(err, errlen, "cannot resolve '%s': %s", host,
+		chat_errf(err, errlen, "cannot resolve '%s': %s", host,
 		       gai_strerror(rc));
 		return -1;
 	}
@@ -414,7 +395,7 @@ int chatc_tcp_connect(const char *host, int port, int timeout_ms, char *err,
 		rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
 		if (rc != 0 && errno == EINPROGRESS) {
 			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			int64_t left = deadline - mono_ms();
+			int64_t left = deadline - chat_mono_ms();
 			int soerr = 0;
 			socklen_t sl = sizeof soerr;
 			if (left < 0)
@@ -448,7 +429,7 @@ int chatc_tcp_connect(const char *host, int port, int timeout_ms, char *err,
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		seterr(err, errlen, "cannot connect to %s:%d: %s", host, port,
+		chat_errf(err, errlen, "cannot connect to %s:%d: %s", host, port,
 		       strerror(last_errno ? last_errno : ECONNREFUSED));
 	return fd;
 }
@@ -457,21 +438,21 @@ int chatc_write_all(int fd, const void *vdata, size_t len, int timeout_ms,
                     char *err, size_t errlen)
 {
 	const char *data = vdata;
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = chat_mono_ms() + timeout_ms;
 
 	while (len > 0) {
 		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - chat_mono_ms();
 		ssize_t n;
 		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
-			seterr(err, errlen, "timed out sending the request");
+			chat_errf(err, errlen, "timed out sending the request");
 			return -1;
 		}
 		n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			seterr(err, errlen, "send: %s", strerror(errno));
+			chat_errf(err, errlen, "send: %s", strerror(errno));
 			return -1;
 		}
 		data += n;
@@ -484,7 +465,7 @@ int chatc_http_request(const char *host, int port, const char *method,
                        const char *path, const char *json_body, int timeout_ms,
                        chatc_http_resp *r, char *err, size_t errlen)
 {
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = chat_mono_ms() + timeout_ms;
 	size_t blen = json_body ? strlen(json_body) : 0;
 	size_t cap = 4096, len = 0;
 	char *req = NULL, *buf = NULL;
@@ -497,7 +478,7 @@ int chatc_http_request(const char *host, int port, const char *method,
 	req = malloc(blen + 1024 + strlen(path) + strlen(host));
 	buf = malloc(cap);
 	if (!req || !buf) {
-		seterr(err, errlen, "out of memory");
+		chat_errf(err, errlen, "out of memory");
 		goto done;
 	}
 	n = sprintf(req,
@@ -514,30 +495,30 @@ int chatc_http_request(const char *host, int port, const char *method,
 		memcpy(req + n, json_body, blen);
 		n += (int)blen;
 	}
-	if (chatc_write_all(fd, req, (size_t)n, (int)(deadline - mono_ms()),
+	if (chatc_write_all(fd, req, (size_t)n, (int)(deadline - chat_mono_ms()),
 	                    err, errlen) != 0)
 		goto done;
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - chat_mono_ms();
 		ssize_t got;
 		int eof = 0, prc;
 		if (len + 1 >= cap) {
 			char *nb;
 			if (cap >= CHATC_HTTP_MAX_HEAD + CHATC_HTTP_MAX_BODY) {
-				seterr(err, errlen, "HTTP response too large");
+				chat_errf(err, errlen, "HTTP response too large");
 				goto done;
 			}
 			nb = realloc(buf, cap * 2);
 			if (!nb) {
-				seterr(err, errlen, "out of memory");
+				chat_errf(err, errlen, "out of memory");
 				goto done;
 			}
 			buf = nb;
 			cap *= 2;
 		}
 		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "timed out waiting for the answer of %s:%d%s",
 			       host, port, path);
 			goto done;
@@ -547,7 +528,7 @@ int chatc_http_request(const char *host, int port, const char *method,
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			if (errno != ECONNRESET) {
-				seterr(err, errlen, "recv: %s",
+				chat_errf(err, errlen, "recv: %s",
 				       strerror(errno));
 				goto done;
 			}
@@ -585,7 +566,7 @@ static int auth_call(const char *api_url, const char *path, const char *name,
 	if (chatc_url_parse(api_url, &u, err, errlen) != 0)
 		return -1;
 	if (strcmp(u.scheme, "http") != 0) {
-		seterr(err, errlen, "the api URL must be http:// (got '%s')",
+		chat_errf(err, errlen, "the api URL must be http:// (got '%s')",
 		       api_url);
 		return -1;
 	}
@@ -593,13 +574,13 @@ static int auth_call(const char *api_url, const char *path, const char *name,
 	qp = malloc(plen);
 	body = malloc(plen + sizeof qn + 64);
 	if (!qp || !body) {
-		seterr(err, errlen, "out of memory");
+		chat_errf(err, errlen, "out of memory");
 		goto done;
 	}
 	body[0] = '\0';
 	if (chat_json_quote(name, qn, sizeof qn) < 0 ||
 	    chat_json_quote(password, qp, plen) < 0) {
-		seterr(err, errlen, "name or password too long");
+		chat_errf(err, errlen, "name or password too long");
 		goto done;
 	}
 	sprintf(body, "{\"name\":%s,\"password\":%s}", qn, qp);
@@ -610,12 +591,12 @@ static int auth_call(const char *api_url, const char *path, const char *name,
 		char reason[512], code[64];
 		if (chat_json_get_string(r.body, r.body_len, "reason", reason,
 		                         sizeof reason) >= 0) {
-			seterr(err, errlen, "%s", reason);
+			chat_errf(err, errlen, "%s", reason);
 		} else if (chat_json_get_string(r.body, r.body_len, "error",
 		                                code, sizeof code) >= 0) {
-			seterr(err, errlen, "%s", code);
+			chat_errf(err, errlen, "%s", code);
 		} else {
-			seterr(err, errlen, "HTTP %d %s: %.200s",
+			chat_errf(err, errlen, "HTTP %d %s: %.200s",
 			       r.head.status, r.head.reason, r.body);
 		}
 		rc = r.head.status;
@@ -631,7 +612,7 @@ static int auth_call(const char *api_url, const char *path, const char *name,
 		                         sizeof out->edge_url) <= 0 ||
 		    chat_json_get_int(r.body, r.body_len, "user_id", &uid) !=
 		        0) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "malformed answer from %s (missing token, "
 			       "edge_url or user_id)",
 			       path);

@@ -20,26 +20,6 @@
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- codec ---- */
 
 int chatc_ws_accept_key(const char *key, char out[29])
@@ -115,16 +95,16 @@ long chatc_ws_parse_frame(uint8_t *buf, size_t len, int must_mask,
 	f->masked = (buf[1] >> 7) & 1;
 	plen = buf[1] & 0x7f;
 	if (f->rsv) {
-		seterr(err, errlen, "frame with RSV bits set (no extension "
+		chat_errf(err, errlen, "frame with RSV bits set (no extension "
 		                    "was negotiated)");
 		return -1;
 	}
 	if (must_mask == 1 && !f->masked) {
-		seterr(err, errlen, "unmasked frame from a client");
+		chat_errf(err, errlen, "unmasked frame from a client");
 		return -1;
 	}
 	if (must_mask == 0 && f->masked) {
-		seterr(err, errlen, "masked frame from the server");
+		chat_errf(err, errlen, "masked frame from the server");
 		return -1;
 	}
 	if (plen == 126) {
@@ -140,25 +120,25 @@ long chatc_ws_parse_frame(uint8_t *buf, size_t len, int must_mask,
 			plen = (plen << 8) | buf[2 + i];
 		h = 10;
 		if (plen >> 63) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "frame length with the top bit set");
 			return -1;
 		}
 	}
 	if (f->opcode >= 8) {
 		if (plen > 125) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "control frame with %llu bytes (limit 125)",
 			       (unsigned long long)plen);
 			return -1;
 		}
 		if (!f->fin) {
-			seterr(err, errlen, "fragmented control frame");
+			chat_errf(err, errlen, "fragmented control frame");
 			return -1;
 		}
 	}
 	if (plen > max_payload) {
-		seterr(err, errlen,
+		chat_errf(err, errlen,
 		       "message too large: %llu bytes, limit %llu",
 		       (unsigned long long)plen,
 		       (unsigned long long)max_payload);
@@ -523,7 +503,7 @@ size_t chatc_ws_pending(const chatc_ws *ws)
 int chatc_ws_flush(chatc_ws *ws, char *err, size_t errlen)
 {
 	if (!ws || ws->dead) {
-		seterr(err, errlen, "connection is closed");
+		chat_errf(err, errlen, "connection is closed");
 		return -1;
 	}
 	while (ws->out_off < ws->out_len) {
@@ -535,7 +515,7 @@ int chatc_ws_flush(chatc_ws *ws, char *err, size_t errlen)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			seterr(err, errlen, "send: %s", strerror(errno));
+			chat_errf(err, errlen, "send: %s", strerror(errno));
 			ws->dead = 1;
 			return -1;
 		}
@@ -577,7 +557,7 @@ int chatc_ws_read(chatc_ws *ws, const uint8_t **data, size_t *len,
 	uint8_t buf[65536];
 
 	if (!ws || ws->dead) {
-		seterr(err, errlen, "connection is closed");
+		chat_errf(err, errlen, "connection is closed");
 		return -1;
 	}
 	for (;;) {
@@ -616,7 +596,7 @@ int chatc_ws_read(chatc_ws *ws, const uint8_t **data, size_t *len,
 				chatc_ws_flush(ws, NULL, 0);
 			}
 			ws->dead = 1;
-			seterr(err, errlen, "closed by the server: %d%s%s",
+			chat_errf(err, errlen, "closed by the server: %d%s%s",
 			       ev.close_code, ev.close_reason[0] ? " " : "",
 			       ev.close_reason);
 			return -2;
@@ -626,7 +606,7 @@ int chatc_ws_read(chatc_ws *ws, const uint8_t **data, size_t *len,
 				chatc_ws_flush(ws, NULL, 0);
 			}
 			ws->dead = 1;
-			seterr(err, errlen, "%s", ev.error);
+			chat_errf(err, errlen, "%s", ev.error);
 			return -1;
 		default:
 			break;
@@ -638,19 +618,19 @@ int chatc_ws_read(chatc_ws *ws, const uint8_t **data, size_t *len,
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
 			ws->dead = 1;
-			seterr(err, errlen, "recv: %s", strerror(errno));
+			chat_errf(err, errlen, "recv: %s", strerror(errno));
 			return -1;
 		}
 		if (n == 0) {
 			ws->dead = 1;
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "connection closed by the server without a "
 			       "close frame");
 			return -1;
 		}
 		if (chatc_ws_rx_feed(ws->rx, buf, (size_t)n) != 0) {
 			ws->dead = 1;
-			seterr(err, errlen, "out of memory");
+			chat_errf(err, errlen, "out of memory");
 			return -1;
 		}
 	}
@@ -699,7 +679,7 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - chat_mono_ms();
 		ssize_t n;
 		if (len > 0) {
 			rc = chatc_http_parse_head(buf, len, &h, err, errlen);
@@ -709,13 +689,13 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 				break;
 		}
 		if (eof) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "connection closed during the WebSocket "
 			       "upgrade");
 			return -1;
 		}
 		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
-			seterr(err, errlen,
+			chat_errf(err, errlen,
 			       "timed out waiting for the WebSocket upgrade");
 			return -1;
 		}
@@ -723,7 +703,7 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			seterr(err, errlen, "recv: %s", strerror(errno));
+			chat_errf(err, errlen, "recv: %s", strerror(errno));
 			return -1;
 		}
 		if (n == 0)
@@ -735,7 +715,7 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 		size_t want = h.content_length >= 0
 		                  ? (size_t)h.content_length
 		                  : sizeof buf - h.head_len;
-		int64_t body_deadline = mono_ms() + 500;
+		int64_t body_deadline = chat_mono_ms() + 500;
 		char text[512];
 		if (body_deadline > deadline)
 			body_deadline = deadline;
@@ -743,7 +723,7 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 			want = sizeof buf - h.head_len;
 		while (!eof && len - h.head_len < want) {
 			struct pollfd pfd = {.fd = fd, .events = POLLIN};
-			int64_t left = body_deadline - mono_ms();
+			int64_t left = body_deadline - chat_mono_ms();
 			ssize_t n;
 			if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
 				break;
@@ -760,25 +740,25 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 		          sizeof text);
 		if (http_status)
 			*http_status = h.status;
-		seterr(err, errlen, "HTTP %d: %s", h.status,
+		chat_errf(err, errlen, "HTTP %d: %s", h.status,
 		       text[0] ? text : h.reason);
 		return -1;
 	}
 	v = chatc_http_header_get(&h, "Upgrade");
 	if (!v || strcasecmp(v, "websocket") != 0) {
-		seterr(err, errlen, "bad upgrade answer: Upgrade is '%s'",
+		chat_errf(err, errlen, "bad upgrade answer: Upgrade is '%s'",
 		       v ? v : "(missing)");
 		return -1;
 	}
 	v = chatc_http_header_get(&h, "Connection");
 	if (!v || !has_token(v, "upgrade")) {
-		seterr(err, errlen, "bad upgrade answer: Connection is '%s'",
+		chat_errf(err, errlen, "bad upgrade answer: Connection is '%s'",
 		       v ? v : "(missing)");
 		return -1;
 	}
 	v = chatc_http_header_get(&h, "Sec-WebSocket-Accept");
 	if (!v || strcmp(v, accept) != 0) {
-		seterr(err, errlen,
+		chat_errf(err, errlen,
 		       "bad upgrade answer: Sec-WebSocket-Accept is '%s', "
 		       "want '%s'",
 		       v ? v : "(missing)", accept);
@@ -786,7 +766,7 @@ static int read_upgrade(int fd, const char *accept, int64_t deadline,
 	}
 	if (len > h.head_len &&
 	    chatc_ws_rx_feed(rx, buf + h.head_len, len - h.head_len) != 0) {
-		seterr(err, errlen, "out of memory");
+		chat_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -796,7 +776,7 @@ int chatc_ws_connect(const char *url, const char *token, int timeout_ms,
                      chatc_ws **out, int *http_status, char *err,
                      size_t errlen)
 {
-	int64_t deadline = mono_ms() + timeout_ms;
+	int64_t deadline = chat_mono_ms() + timeout_ms;
 	chatc_url u;
 	uint8_t nonce[16];
 	char key[32], accept[29], *req = NULL;
@@ -811,13 +791,13 @@ int chatc_ws_connect(const char *url, const char *token, int timeout_ms,
 	if (chatc_url_parse(url, &u, err, errlen) != 0)
 		return -1;
 	if (strcmp(u.scheme, "ws") != 0) {
-		seterr(err, errlen, "the edge URL must be ws:// (got '%s')",
+		chat_errf(err, errlen, "the edge URL must be ws:// (got '%s')",
 		       url);
 		return -1;
 	}
 	for (size_t i = 0; i < tl; i++) {
 		if ((unsigned char)token[i] <= ' ' || token[i] == 0x7f) {
-			seterr(err, errlen, "bad character in the token");
+			chat_errf(err, errlen, "bad character in the token");
 			return -1;
 		}
 	}
@@ -825,7 +805,7 @@ int chatc_ws_connect(const char *url, const char *token, int timeout_ms,
 	memcpy(nonce + 8, &r2, 8);
 	EVP_EncodeBlock((unsigned char *)key, nonce, 16);
 	if (chatc_ws_accept_key(key, accept) != 0) {
-		seterr(err, errlen, "SHA-1 failed");
+		chat_errf(err, errlen, "SHA-1 failed");
 		return -1;
 	}
 	fd = chatc_tcp_connect(u.host, u.port, timeout_ms, err, errlen);
@@ -834,7 +814,7 @@ int chatc_ws_connect(const char *url, const char *token, int timeout_ms,
 	req = malloc(tl + strlen(u.path) + strlen(u.host) + 512);
 	ws = chatc_ws_from_fd(fd);
 	if (!req || !ws) {
-		seterr(err, errlen, "out of memory");
+		chat_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	fd = -1; /* owned by ws */
@@ -847,7 +827,7 @@ int chatc_ws_connect(const char *url, const char *token, int timeout_ms,
 		n += sprintf(req + n, "Authorization: Bearer %s\r\n", token);
 	n += sprintf(req + n, "\r\n");
 	if (chatc_write_all(ws->fd, req, (size_t)n,
-	                    (int)(deadline - mono_ms()), err, errlen) != 0)
+	                    (int)(deadline - chat_mono_ms()), err, errlen) != 0)
 		goto fail;
 	if (read_upgrade(ws->fd, accept, deadline, ws->rx, http_status, err,
 	                 errlen) != 0)

@@ -11,6 +11,14 @@ int64_t chat_now_ms(void);
 /* Monotonic clock in microseconds (for latency and deadlines in-process). */
 int64_t chat_mono_us(void);
 
+/* Monotonic clock in milliseconds. */
+int64_t chat_mono_ms(void);
+
+/* Format a reason into err (errlen bytes; nothing when err is NULL or
+ * errlen 0). For the "char *err, size_t errlen" out-parameters. */
+void chat_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A random 64-bit value from libsodium (never 0). */
 uint64_t chat_random_u64(void);
 

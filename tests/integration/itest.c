@@ -14,13 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int read_ready(it_server *s)
 {
 	FILE *f = fopen(s->ready_file, "r");
@@ -87,8 +80,8 @@ int it_server_start(it_server *s, const char *chatd, const char *data_dir,
 		execv(chatd, (char *const *)argv);
 		_exit(127);
 	}
-	deadline = now_ms() + 30000;
-	while (now_ms() < deadline) {
+	deadline = chat_mono_ms() + 30000;
+	while (chat_mono_ms() < deadline) {
 		int st;
 		if (read_ready(s) == 0)
 			return 0;
@@ -112,12 +105,12 @@ int it_server_stop(it_server *s, int sig)
 	if (s->external || s->pid <= 0)
 		return 0;
 	kill(s->pid, sig);
-	deadline = now_ms() + 20000;
+	deadline = chat_mono_ms() + 20000;
 	for (;;) {
 		pid_t r = waitpid(s->pid, &st, WNOHANG);
 		if (r == s->pid)
 			break;
-		if (now_ms() > deadline) {
+		if (chat_mono_ms() > deadline) {
 			kill(s->pid, SIGKILL);
 			waitpid(s->pid, &st, 0);
 			s->pid = 0;
@@ -200,7 +193,7 @@ static int read_some(it_client *c)
 
 void it_pump(it_client *c, int ms, int (*stop)(it_client *, void *), void *arg)
 {
-	int64_t deadline = now_ms() + ms;
+	int64_t deadline = chat_mono_ms() + ms;
 	for (;;) {
 		struct pollfd p;
 		int64_t left;
@@ -208,7 +201,7 @@ void it_pump(it_client *c, int ms, int (*stop)(it_client *, void *), void *arg)
 			return;
 		if (stop && stop(c, arg))
 			return;
-		left = deadline - now_ms();
+		left = deadline - chat_mono_ms();
 		if (left <= 0)
 			return;
 		p.fd = chatc_ws_fd(c->ws);
