@@ -1276,7 +1276,11 @@ static void went_online(chatc *c)
 	 * follow the ones being resent. */
 	c->resuming = resumed;
 	set_state(c, CHATC_ONLINE);
-	c->need_resume = resumed;
+	/* Resume after the first ChannelList too: messages stored between
+	 * the edge's channel snapshot and its subscription of this session
+	 * would otherwise stay unseen until the next message revealed the
+	 * gap. */
+	c->need_resume = 1;
 	emit_simple(c, resumed ? CHATC_EV_RECONNECTED : CHATC_EV_CONNECTED,
 	            0, 0, 0, NULL);
 	/* Frames that came with the upgrade answer wait in the receiver, not

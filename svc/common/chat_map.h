@@ -19,7 +19,7 @@ void chat_u64map_fini(chat_u64map *m);
 void *chat_u64map_get(const chat_u64map *m, uint64_t key);
 
 /* Insert or replace. key must not be 0 or UINT64_MAX. Returns 0 or -1
- * (out of memory). */
+ * (out of memory). Replacing an existing key is safe while iterating. */
 int chat_u64map_put(chat_u64map *m, uint64_t key, void *val);
 
 /* Remove key; returns its value or NULL. */

@@ -73,6 +73,17 @@ int chat_u64map_put(chat_u64map *m, uint64_t key, void *val)
 	size_t i, tomb = SIZE_MAX;
 	if (key == 0 || key == DELETED)
 		return -1;
+	/* Replacing never grows, so it is safe while iterating. */
+	if (m->cap) {
+		for (i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+			if (m->keys[i] == key) {
+				m->vals[i] = val;
+				return 0;
+			}
+			if (m->keys[i] == 0)
+				break;
+		}
+	}
 	if ((m->used + 1) * 4 >= m->cap * 3 && grow(m))
 		return -1;
 	for (i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {

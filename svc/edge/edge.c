@@ -83,7 +83,7 @@ static void inbox_dispose(edge *e)
 
 /* What a delivery report needs to answer; the producer's opaque. */
 struct send_ctx {
-	uint64_t sid, req_id, channel_id;
+	uint64_t sid, req_id, channel_id, user_id;
 	char cmid[EDGE_MAX_CMID + 1];
 };
 
@@ -96,7 +96,10 @@ static void on_delivery(void *arg, const rd_kafka_message_t *m)
 
 	if (!c)
 		return;
-	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+	b = NULL;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && e->cfg.ack_after_store) {
+		/* answered when the stored copy comes back (acks.c) */
+	} else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		Chat__ServerFrame f = CHAT__SERVER_FRAME__INIT;
 		Chat__SendAck ack = CHAT__SEND_ACK__INIT;
 		ack.channel_id = c->channel_id;
@@ -116,9 +119,13 @@ static void on_delivery(void *arg, const rd_kafka_message_t *m)
 		          " channel=%" PRIu64 " err=%s", c->sid, c->channel_id,
 		          rd_kafka_err2name(m->err));
 	}
-	ib = edge_ib_new(IB_FRAMES);
+	ib = edge_ib_new(IB_SEND_DONE);
 	if (ib) {
+		ib->ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
 		ib->sid = c->sid;
+		ib->user_id = c->user_id;
+		ib->channel_id = c->channel_id;
+		chat_strlcpy(ib->cmid, c->cmid, sizeof ib->cmid);
 		edge_ib_set_buf(ib, b);
 		edge_post(e, ib);
 	} else {
@@ -187,6 +194,7 @@ void edge_produce(edge *e, edge_sess *s, const edge_act *act)
 		c->sid = s->id;
 		c->req_id = act->req_id;
 		c->channel_id = sr->channel_id;
+		c->user_id = s->user_id;
 		chat_strlcpy(c->cmid, sr->client_msg_id, sizeof c->cmid);
 		chat_put_be64(key, sr->channel_id);
 		rv = chat_producer_send(e->producer, CHAT_TOPIC_INGRESS, key,
@@ -207,6 +215,9 @@ void edge_produce(edge *e, edge_sess *s, const edge_act *act)
 		                                  sr->client_msg_id));
 		return;
 	}
+	if (e->cfg.ack_after_store)
+		edge_acks_add(e, s->id, act->req_id, sr->channel_id, s->user_id,
+		              sr->client_msg_id);
 	atomic_fetch_add(&e->n_sent, 1);
 }
 
@@ -248,6 +259,8 @@ static int copy_cfg(edge *e, const edge_config *cfg, char *err, size_t errlen)
 		e->cfg.rpc_threads = 2;
 	if (e->cfg.rpc_timeout_ms <= 0)
 		e->cfg.rpc_timeout_ms = 3000;
+	if (e->cfg.ack_timeout_ms <= 0)
+		e->cfg.ack_timeout_ms = 30000;
 	if (e->cfg.ping_secs <= 0)
 		e->cfg.ping_secs = 30;
 	if (e->cfg.ping_secs > 3600)
@@ -323,6 +336,7 @@ int edge_start(const edge_config *cfg, edge **out, char *err, size_t errlen)
 	chat_u64map_init(&e->sessions);
 	chat_u64map_init(&e->chan_subs);
 	chat_u64map_init(&e->user_sess);
+	chat_u64map_init(&e->acks);
 	/* Random start: session ids stay unique across restarts. */
 	e->next_sid = chat_random_u64() >> 16;
 	if (copy_cfg(e, cfg, err, errlen) != 0)
@@ -434,6 +448,7 @@ void edge_stop(edge *e)
 	chat_u64map_fini(&e->sessions);
 	chat_u64map_fini(&e->chan_subs);
 	chat_u64map_fini(&e->user_sess);
+	edge_acks_fini(e);
 	chat_queue_fini(&e->inbox);
 	pthread_mutex_destroy(&e->wake_mu);
 	if (e->cfg.edge_id)

@@ -33,6 +33,13 @@ typedef struct edge_config {
 	int rpc_timeout_ms;          /* backend RPC deadline, default 3000 */
 	int ping_secs;               /* idle seconds before a WebSocket ping,
 	                              * default 30; hang up after 2x + 10 s */
+	int ack_after_store;         /* 1: answer a send only once the store has
+	                              * it (its fan-out copy came back), for a
+	                              * log that is not durable (chatd's mock
+	                              * cluster); 0 (default): when the log has
+	                              * it */
+	int ack_timeout_ms;          /* with ack_after_store: answer UNAVAILABLE
+	                              * (retryable) after this, default 30000 */
 } edge_config;
 
 typedef struct edge edge;

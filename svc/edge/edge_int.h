@@ -36,6 +36,9 @@
 #define EDGE_CLOSE_TIMEOUT_S 5     /* peers that never read are dropped */
 #define EDGE_NAME_MAX 64
 #define EDGE_CLOSE_REASON_MAX 123  /* a close frame holds 125 bytes */
+#define EDGE_TYPING_GAP_US 1000000 /* at most one typing notice a second */
+#define EDGE_SETUP_RUNS 5          /* setup re-runs when membership moves */
+#define EDGE_TICK_US 1000000
 
 /* WebSocket close codes (docs/PROTOCOL.md). */
 #define EDGE_CLOSE_GOING_AWAY 1001
@@ -72,12 +75,18 @@ typedef struct edge_sess {
 	edge_bucket bucket;
 	edge_resume *resume;
 	uint64_t mark;       /* delivery generation (at most once) */
+	/* membership changed while the setup job was out: its channel
+	 * snapshot is stale and the setup runs again */
+	int memb_changed, setup_runs;
+	int64_t typing_next_us; /* typing notices before this are dropped */
 } edge_sess;
 
 /* The local sessions of one channel or one user. */
 typedef struct edge_set {
 	size_t n, cap;
 	edge_sess **v;
+	/* user sets: a ChannelList refresh is out / another is wanted */
+	uint8_t list_inflight, list_again;
 } edge_set;
 
 struct edge {
@@ -114,6 +123,12 @@ struct edge {
 	int shutdown_begun;
 	int64_t shutdown_deadline_us;
 
+	/* ack_after_store: sends waiting for their stored copy (service
+	 * thread; acks.c) */
+	chat_u64map acks;
+	size_t nacks;
+	lws_sorted_usec_list_t tick; /* 1 s service-thread timer */
+
 	/* counters (any thread) */
 	atomic_uint_fast64_t n_sent, n_acked, n_delivered, n_overflow;
 };
@@ -129,6 +144,7 @@ enum edge_ib_op {
 	IB_DELIVER,     /* a chat.Edge/Deliver batch */
 	IB_KICK,        /* close every session of a user */
 	IB_RESUME_PAGE, /* one history page of a resume */
+	IB_SEND_DONE,   /* a delivery report: ok, or an error frame */
 };
 
 /* One event of a Deliver batch, encoded once. */
@@ -142,6 +158,8 @@ typedef struct edge_ev {
 	uint64_t skip_user;
 	int member;          /* -1, or a Chat__MemberEvent__Kind */
 	uint64_t member_user, member_channel;
+	uint64_t msg_sender; /* message events: sender and client_msg_id */
+	const char *msg_cmid;
 } edge_ev;
 
 /* A Kick waiting for the service thread. */
@@ -174,6 +192,8 @@ typedef struct edge_ib {
 	uint64_t last_seq;   /* IB_RESUME_PAGE */
 	int more;
 	size_t count;
+	int chanlist;        /* IB_USER_FRAMES: the answer of a refresh */
+	char cmid[EDGE_MAX_CMID + 1]; /* IB_SEND_DONE */
 	chat_arena *arena;   /* owns the arrays above when set */
 } edge_ib;
 
@@ -276,6 +296,26 @@ void edge_drain_inbox(edge *e);
 
 /* Produce a validated send; answers come back through the inbox. */
 void edge_produce(edge *e, edge_sess *s, const edge_act *act);
+
+/* ---- acknowledge after store (acks.c, service thread) ---- */
+
+/* Remember a produced send until its stored copy comes back. */
+void edge_acks_add(edge *e, uint64_t sid, uint64_t req_id, uint64_t channel,
+                   uint64_t user, const char *cmid);
+
+/* The log refused the send: forget it (the error is answered already). */
+void edge_acks_drop(edge *e, uint64_t sid, uint64_t channel, uint64_t user,
+                    const char *cmid);
+
+/* A stored message arrived: answer SendAck to every session waiting. */
+void edge_acks_stored(edge *e, uint64_t channel, uint64_t user,
+                      const char *cmid);
+
+/* Answer UNAVAILABLE (retryable) to sends waiting past the timeout.
+ * Cheap when called often. */
+void edge_acks_sweep(edge *e);
+
+void edge_acks_fini(edge *e);
 
 /* ---- chat.Edge (rpc.c) ---- */
 

@@ -290,18 +290,23 @@ static void job_chanlist(edge_job *j)
 	edge_ib *ib;
 	reply r;
 
+	/* Always answer, so the service thread knows this refresh is over
+	 * (one refresh per user at a time keeps lists in order). */
+	ib = edge_ib_new(IB_USER_FRAMES);
+	if (ib) {
+		ib->user_id = j->user_id;
+		ib->chanlist = 1;
+	}
 	ur.user_id = j->user_id;
 	if (STORE(j, "ListChannels", ur, &cl, &r) != CHAT_OK) {
 		chat_warn(EDGE_SVC, "channel_list_failed", "user=%" PRIu64
 		          " reason=\"%s\"", j->user_id, r.reason);
+		post_buf(j->e, ib, NULL);
 		return;
 	}
 	fill_dm_status(j, cl->channels, cl->n_channels);
 	f.kind_case = CHAT__SERVER_FRAME__KIND_CHANNEL_LIST;
 	f.channel_list = cl;
-	ib = edge_ib_new(IB_USER_FRAMES);
-	if (ib)
-		ib->user_id = j->user_id;
 	post_buf(j->e, ib, edge_pack(&f, EDGE_BUF_NORMAL));
 }
 

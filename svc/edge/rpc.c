@@ -85,6 +85,12 @@ static int deliver(void *arg, chat_rpc_call *call)
 			    out->member != CHAT__MEMBER_EVENT__KIND__LEFT)
 				out->member = -1;
 		}
+		if (ev->kind_case == CHAT__EVENT__KIND_MESSAGE &&
+		    ev->message->client_msg_id) {
+			out->msg_sender = ev->message->sender_id;
+			out->msg_cmid = chat_arena_strdup(
+			    ib->arena, ev->message->client_msg_id);
+		}
 		out->channel_id = ev->channel_id;
 		out->skip_user = ev->skip_user_id;
 		out->chans = copy_ids(ib->arena, ev->channel_ids,

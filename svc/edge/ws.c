@@ -279,6 +279,22 @@ static void setup_done(edge *e, edge_ib *ib)
 		}
 		return;
 	}
+	if (ib->ok && s->memb_changed && s->setup_runs < EDGE_SETUP_RUNS &&
+	    !s->close_code) {
+		/* Its channels changed while the snapshot was taken: load
+		 * them again rather than subscribe to a channel just left. */
+		edge_job *j = edge_job_new(e, JOB_SETUP);
+		s->memb_changed = 0;
+		s->setup_runs++;
+		if (j) {
+			j->sid = s->id;
+			j->user_id = s->user_id;
+			chat_strlcpy(j->user_name, s->user_name,
+			             sizeof j->user_name);
+			if (edge_job_submit(e, j) == 0)
+				return;
+		}
+	}
 	s->setup_pending = 0;
 	if (!ib->ok) {
 		/* Tell the client why, then close once that is written. */
@@ -507,6 +523,11 @@ static void on_message(edge *e, edge_sess *s, const uint8_t *data,
 		if (!e->dispatcher ||
 		    chat_workers_backlog(e->workers) > EDGE_TYPING_BACKLOG)
 			break;
+		/* and limited per session: a flood must not hold the
+		 * workers every request shares */
+		if (chat_mono_us() < s->typing_next_us)
+			break;
+		s->typing_next_us = chat_mono_us() + EDGE_TYPING_GAP_US;
 		/* fall through */
 	case EDGE_ACT_RPC:
 		j = edge_job_new(e, act.kind == EDGE_ACT_RPC ? JOB_REQ
@@ -644,16 +665,35 @@ static void queue_frames(edge_sess *s, edge_ib *ib)
 	}
 }
 
+/* Push a fresh ChannelList to a user's sessions. One refresh per user is
+ * out at a time; a refresh wanted meanwhile runs after it, so an older
+ * list never lands after a newer one. */
 static void chanlist_refresh(edge *e, uint64_t user_id)
 {
 	edge_job *j;
-	if (!edge_user_sessions(e, user_id))
+	edge_set *us = edge_user_sessions(e, user_id);
+	if (!us)
 		return;
+	if (us->list_inflight) {
+		us->list_again = 1;
+		return;
+	}
 	j = edge_job_new(e, JOB_CHANLIST);
 	if (!j)
 		return;
 	j->user_id = user_id;
-	edge_job_submit(e, j);
+	if (edge_job_submit(e, j) == 0)
+		us->list_inflight = 1;
+}
+
+/* A user's channels changed: a session still setting up holds a stale
+ * snapshot and must load it again. */
+static void membership_moved(edge *e, uint64_t user_id)
+{
+	edge_set *us = edge_user_sessions(e, user_id);
+	for (size_t i = 0; us && i < us->n; i++)
+		if (us->v[i]->setup_pending)
+			us->v[i]->memb_changed = 1;
 }
 
 static void visit(edge *e, const edge_set *set, const edge_ev *ev,
@@ -678,11 +718,16 @@ static void deliver_one(edge *e, const edge_ev *ev)
 	edge_set *us = NULL;
 	size_t n = 0;
 
+	if (ev->member >= 0)
+		membership_moved(e, ev->member_user);
 	if (ev->member == CHAT__MEMBER_EVENT__KIND__JOINED &&
 	    (us = edge_user_sessions(e, ev->member_user)) != NULL) {
 		for (size_t i = 0; i < us->n; i++)
 			edge_sess_chan_add(us->v[i], ev->member_channel);
 	}
+	/* the sender hears "acknowledged" before its copy arrives */
+	if (ev->msg_cmid && e->cfg.ack_after_store)
+		edge_acks_stored(e, ev->channel_id, ev->msg_sender, ev->msg_cmid);
 	e->gen++;
 	if (ev->channel_id)
 		visit(e, edge_chan_sessions(e, ev->channel_id), ev, &n);
@@ -733,10 +778,18 @@ static void handle(edge *e, edge_ib *ib)
 	case IB_SETUP:
 		setup_done(e, ib);
 		break;
+	case IB_SEND_DONE:
+		if (!ib->ok && e->cfg.ack_after_store)
+			edge_acks_drop(e, ib->sid, ib->channel_id, ib->user_id,
+			               ib->cmid);
+		if ((s = edge_sess_find(e, ib->sid)) != NULL)
+			queue_frames(s, ib);
+		break;
 	case IB_CHAN_ADD:
 	case IB_CHAN_DEL:
 		/* Every local session of the user, before the reply, so that
 		 * a send right after it is accepted. */
+		membership_moved(e, ib->user_id);
 		us = edge_user_sessions(e, ib->user_id);
 		for (size_t i = 0; us && i < us->n; i++) {
 			if (ib->op == IB_CHAN_ADD)
@@ -752,6 +805,15 @@ static void handle(edge *e, edge_ib *ib)
 		break;
 	case IB_USER_FRAMES:
 		us = edge_user_sessions(e, ib->user_id);
+		if (ib->chanlist && us) {
+			us->list_inflight = 0;
+			if (us->list_again) {
+				/* a newer list is wanted: send that one only */
+				us->list_again = 0;
+				chanlist_refresh(e, ib->user_id);
+				break;
+			}
+		}
 		for (size_t i = 0; us && i < us->n; i++)
 			for (size_t k = 0; k < ib->nbufs; k++)
 				edge_sess_push(us->v[i],
@@ -840,6 +902,8 @@ static void lws_log(int level, const char *line)
 		chat_debug(EDGE_SVC, "lws", "msg=\"%s\"", msg);
 }
 
+static void tick(lws_sorted_usec_list_t *sul);
+
 int edge_ws_start(edge *e, char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
@@ -867,6 +931,8 @@ int edge_ws_start(edge *e, char *err, size_t errlen)
 	}
 	e->port = lws_get_vhost_listen_port(lws_get_vhost_by_name(e->ctx,
 	                                                          "edge"));
+	/* A 1 s tick on the service thread (before it runs, so no race). */
+	lws_sul_schedule(e->ctx, 0, &e->tick, tick, EDGE_TICK_US);
 	/* Items posted before the service thread runs wake it later. */
 	pthread_mutex_lock(&e->wake_mu);
 	e->ctx_live = 1;
@@ -890,6 +956,15 @@ static void shutdown_check(edge *e)
 		                "server shutting down", 0);
 }
 
+/* Periodic work on the service thread: sends waiting too long for the
+ * store are answered. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	edge *e = CHAT_CONTAINER_OF(sul, edge, tick);
+	edge_acks_sweep(e);
+	lws_sul_schedule(e->ctx, 0, &e->tick, tick, EDGE_TICK_US);
+}
+
 void *edge_ws_main(void *arg)
 {
 	edge *e = arg;
@@ -904,6 +979,7 @@ void *edge_ws_main(void *arg)
 		     chat_mono_us() > e->shutdown_deadline_us))
 			break;
 	}
+	lws_sul_schedule(e->ctx, 0, &e->tick, tick, LWS_SET_TIMER_USEC_CANCEL);
 	pthread_mutex_lock(&e->wake_mu);
 	e->ctx_live = 0;
 	pthread_mutex_unlock(&e->wake_mu);

@@ -495,6 +495,7 @@ static const chat_rpc_fn dispatcher_fns[1] = {d_publish};
 #define DISPATCHER_URL "inproc://edge-test-dispatcher"
 #define EDGE_URL "inproc://edge-test-edge"
 #define EDGE2_URL "inproc://edge-test-edge2"
+#define EDGE3_URL "inproc://edge-test-edge3"
 
 static struct {
 	chat_kafka_mock *kafka;
@@ -1719,6 +1720,87 @@ static void *stop_main(void *arg)
 	return NULL;
 }
 
+/* A typing flood is cut to one notice a second per session. */
+static void test_typing_limited(void **state)
+{
+	wsc *al = open_session(ALICE), *b = open_session(BOB);
+	Chat__ClientFrame cf = CHAT__CLIENT_FRAME__INIT;
+	Chat__TypingReq t = CHAT__TYPING_REQ__INIT;
+	Chat__ServerFrame *f;
+	int before = atomic_load(&publishes), got = 0;
+	(void)state;
+
+	t.channel_id = 10;
+	cf.kind_case = CHAT__CLIENT_FRAME__KIND_TYPING;
+	cf.typing = &t;
+	for (int i = 0; i < 50; i++) {
+		cf.req_id = 100 + (uint64_t)i;
+		send_frame(al, &cf);
+	}
+	ping_pong(al, 200); /* every typing frame was handled before this */
+	while ((f = next_frame(b, 300)) != NULL) {
+		if (f->kind_case == CHAT__SERVER_FRAME__KIND_TYPING)
+			got++;
+		chat__server_frame__free_unpacked(f, NULL);
+	}
+	assert_int_equal(got, 1);
+	assert_int_equal(atomic_load(&publishes) - before, 1);
+	wsc_free(al);
+	wsc_free(b);
+	wait_sessions(g.e, 0);
+}
+
+/* ack_after_store: a send is answered only when its stored copy comes
+ * back; a copy that never comes is answered UNAVAILABLE, retryable. */
+static void test_ack_after_store(void **state)
+{
+	edge_config cfg;
+	edge *e3 = NULL;
+	char err[256];
+	chat_arena *a = chat_arena_new();
+	Chat__Event *ev;
+	Chat__ServerFrame *f;
+	wsc *c;
+	(void)state;
+
+	base_config(&cfg, "edge-t3", EDGE3_URL);
+	cfg.ack_after_store = 1;
+	cfg.ack_timeout_ms = 1500;
+	assert_int_equal(edge_start(&cfg, &e3, err, sizeof err), 0);
+	c = open_on(edge_port(e3), ALICE, NULL);
+
+	send_msg(c, 21, 10, "stored-1", "wait for the store");
+	f = next_frame(c, 400);
+	if (f)
+		fail_msg("answered before the store had it (kind %d)",
+		         f->kind_case);
+	/* the record is in the log, yet no ack: now the stored copy */
+	ev = msg_event(a, 10, 5);
+	ev->message->sender_id = ALICE;
+	ev->message->client_msg_id = (char *)"stored-1";
+	deliver(EDGE3_URL, &ev, 1);
+	expect_ack(c, 21, 10, "stored-1");
+	expect_message(c, 10, 5);
+
+	/* another user's copy with the same id does not answer alice */
+	send_msg(c, 22, 10, "stored-2", "never stored");
+	ev = msg_event(a, 10, 6);
+	ev->message->client_msg_id = (char *)"stored-2"; /* sender BOB */
+	deliver(EDGE3_URL, &ev, 1);
+	expect_message(c, 10, 6);
+	f = expect(c, CHAT__SERVER_FRAME__KIND_ERROR);
+	assert_int_equal(f->req_id, 22);
+	assert_int_equal(f->error->code, CHAT_UNAVAILABLE);
+	assert_true(f->error->retryable);
+	assert_string_equal(f->error->client_msg_id, "stored-2");
+	chat__server_frame__free_unpacked(f, NULL);
+
+	wsc_free(c);
+	wait_sessions(e3, 0);
+	edge_stop(e3);
+	chat_arena_free(a);
+}
+
 static void test_slow_consumer(void **state)
 {
 	edge_config cfg;
@@ -1902,6 +1984,8 @@ int main(void)
 	    cmocka_unit_test(test_idle_ping),
 	    cmocka_unit_test(test_dead_reader),
 	    cmocka_unit_test(test_slow_consumer),
+	    cmocka_unit_test(test_typing_limited),
+	    cmocka_unit_test(test_ack_after_store),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
