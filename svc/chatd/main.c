@@ -232,6 +232,8 @@ int main(int argc, char **argv)
 		ec.jwt_key = (const unsigned char *)secret;
 		ec.jwt_key_len = secret_len;
 		ec.routing = routing;
+		/* the mock cluster is memory: acknowledge what SQLite has */
+		ec.ack_after_store = 1;
 		ec.max_queue_frames = c.queue_frames;
 		ec.max_queue_bytes = c.queue_bytes;
 		ec.send_rate = c.send_rate;

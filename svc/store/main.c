@@ -9,6 +9,7 @@
 #include "chat_log.h"
 #include "chat_opts.h"
 #include "store.h"
+#include "store_db.h"
 
 int main(int argc, char **argv)
 {
@@ -17,7 +18,10 @@ int main(int argc, char **argv)
 	int threads = 4, batch = 500;
 	const chat_opt opts[] = {
 	    {"db", "CHAT_STORE_DB", CHAT_OPT_STR, &db, NULL, 0, 0,
-	     "SQLite database file (required)"},
+	     "the database (required): a PostgreSQL URI "
+	     "postgres://USER@HOST:PORT/DB (or postgresql://..., any libpq "
+	     "URI; several stores may share it) or a SQLite file path "
+	     "(created if missing; one store only)"},
 	    {"kafka", "CHAT_KAFKA", CHAT_OPT_STR, &kafka, NULL, 0, 0,
 	     "Kafka bootstrap servers host:port[,...] (required)"},
 	    {"log-id", "CHAT_LOG_ID", CHAT_OPT_STR, &log_id, "kafka", 0, 0,
@@ -65,7 +69,13 @@ int main(int argc, char **argv)
 		        "chat-store: --kafka (CHAT_KAFKA) is required\n");
 		return 2;
 	}
-	chat_opts_log(opts, "store");
+	/* --db (first in opts) may hold a password: logged redacted. */
+	{
+		char safe[256];
+		store_db_url_redact(db, safe, sizeof safe);
+		chat_debug("store", "config", "db=\"%s\"", safe);
+		chat_opts_log(opts + 1, "store");
+	}
 
 	/* Every thread started from here on inherits the blocked signals;
 	 * only sigwait below takes them. */

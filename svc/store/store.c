@@ -132,7 +132,7 @@ static Chat__Counter *counter(chat_arena *a, const char *name, uint64_t v)
 static void health(void *arg, chat_arena *a, size_t *n, void ***out)
 {
 	struct store *s = arg;
-	void **v = (void **)chat_arena_ptrs(a, 8);
+	void **v = (void **)chat_arena_ptrs(a, 9);
 	size_t k = 0;
 	if (!v)
 		return;
@@ -142,6 +142,7 @@ static void health(void *arg, chat_arena *a, size_t *n, void ***out)
 	v[k++] = counter(a, "rejected", atomic_load(&s->rejected));
 	v[k++] = counter(a, "batches", atomic_load(&s->batches));
 	v[k++] = counter(a, "batch_failures", atomic_load(&s->batch_failures));
+	v[k++] = counter(a, "fenced", atomic_load(&s->fenced));
 	v[k++] = counter(a, "events", atomic_load(&s->events));
 	v[k++] = counter(a, "produce_errors", atomic_load(&s->produce_errors));
 	for (size_t i = 0; i < k; i++)
@@ -255,10 +256,15 @@ int store_start(const store_config *cfg, store **out, char *err,
 		goto fail;
 	if (store_consumer_start(s, err, errlen))
 		goto fail;
-	chat_info(STORE_SVC, "started",
-	          "instance=%s db=%s rpc=%s port=%d log_id=%s batch_max=%d",
-	          s->instance, s->db_path, s->rpc_url, port, s->log_id,
-	          s->batch_max);
+	{
+		char safe[256];
+		store_db_url_redact(s->db_path, safe, sizeof safe);
+		chat_info(STORE_SVC, "started",
+		          "instance=%s db=%s engine=%s rpc=%s port=%d "
+		          "log_id=%s batch_max=%d",
+		          s->instance, safe, s->db->ops->name, s->rpc_url,
+		          port, s->log_id, s->batch_max);
+	}
 	*out = s;
 	return 0;
 fail:

@@ -15,8 +15,11 @@
 #include <stddef.h>
 
 typedef struct store_config {
-	const char *db_path;         /* SQLite file (WAL); created if missing;
-	                              * "sqlite:PATH" is accepted; required */
+	const char *db_path;         /* the database: a PostgreSQL URI
+	                              * (postgres://... or postgresql://...,
+	                              * see store_db_open_pg) or a SQLite file
+	                              * (WAL; created if missing; "sqlite:PATH"
+	                              * is accepted); required */
 	const char *kafka_bootstrap; /* brokers for chat.ingress/chat.fanout;
 	                              * required */
 	const char *log_id;          /* names the log instance; stored offsets

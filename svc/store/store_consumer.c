@@ -32,23 +32,12 @@ static void batch_drop(struct store *s)
 	chat_arena_reset(s->batch_arena);
 }
 
-/* Put the fetch position of every partition in the (sorted) batch back to
- * its first offset, so the records are read again. Seek first; when that
- * fails, assign again with those positions. */
-static void rewind_batch(struct store *s, size_t n)
+/* Seek each partition of l to its offset; when seeking fails, assign
+ * again with those positions. */
+static void seek_list(struct store *s, rd_kafka_topic_partition_list_t *l)
 {
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new((int)n);
 	rd_kafka_error_t *e;
 
-	for (size_t i = 0; i < n; i++) {
-		const store_ingress_raw *r = &s->raws[i];
-		if (i > 0 && r->partition == s->raws[i - 1].partition &&
-		    !strcmp(r->topic, s->raws[i - 1].topic))
-			continue; /* sorted: the first one has the lowest */
-		rd_kafka_topic_partition_list_add(l, r->topic, r->partition)
-		    ->offset = r->offset;
-	}
 	e = rd_kafka_seek_partitions(s->consumer, l, 5000);
 	for (int i = 0; !e && i < l->cnt; i++)
 		if (l->elems[i].err) {
@@ -84,6 +73,24 @@ static void rewind_batch(struct store *s, size_t n)
 		if (a)
 			rd_kafka_topic_partition_list_destroy(a);
 	}
+}
+
+/* Put the fetch position of every partition in the (sorted) batch back to
+ * its first offset, so the records are read again. */
+static void rewind_batch(struct store *s, size_t n)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new((int)n);
+
+	for (size_t i = 0; i < n; i++) {
+		const store_ingress_raw *r = &s->raws[i];
+		if (i > 0 && r->partition == s->raws[i - 1].partition &&
+		    !strcmp(r->topic, s->raws[i - 1].topic))
+			continue; /* sorted: the first one has the lowest */
+		rd_kafka_topic_partition_list_add(l, r->topic, r->partition)
+		    ->offset = r->offset;
+	}
+	seek_list(s, l);
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -193,6 +200,16 @@ static void batch_done(struct store *s, size_t n)
 			nnew++;
 			break;
 		case STORE_INGEST_DUP:
+			/* Send the stored first copy again: the retry may
+			 * follow a fan-out that never arrived, and an edge
+			 * that acknowledges after store waits for it. Clients
+			 * drop the copy by its seq. */
+			if (it->msg) {
+				ev.channel_id = it->msg->channel_id;
+				ev.kind_case = CHAT__EVENT__KIND_MESSAGE;
+				ev.message = it->msg;
+				store_emit(s, it->msg->channel_id, &ev);
+			}
 			chat_debug(STORE_SVC, "ingress_duplicate",
 			           "channel=%" PRIu64 " sender=%" PRIu64
 			           " seq=%" PRIu64,
@@ -217,9 +234,80 @@ static void batch_done(struct store *s, size_t n)
 	           "n=%zu new=%zu dup=%zu rejected=%zu", n, nnew, ndup, nrej);
 }
 
+/* The fencing expectation of a partition (store_expect_fn): what this
+ * consumer loaded at assignment or last committed. */
+static int64_t expect_offset(void *arg, const char *topic, int32_t part)
+{
+	struct store *s = arg;
+	int64_t v = STORE_OFFSET_UNKNOWN;
+	rd_kafka_topic_partition_t *p;
+
+	pthread_mutex_lock(&s->pos_lock);
+	if (s->positions &&
+	    (p = rd_kafka_topic_partition_list_find(s->positions, topic,
+	                                            part)) != NULL)
+		v = p->offset >= 0 ? p->offset : STORE_OFFSET_NONE;
+	pthread_mutex_unlock(&s->pos_lock);
+	return v;
+}
+
+/* The batch was fenced off: another store committed some of its
+ * partitions meanwhile. Take the stored offsets as the truth: remember
+ * them as this consumer's expectations and, with can_seek, go on reading
+ * from there. A partition whose offset cannot be read now is rewound to
+ * the batch's first offset instead (the next attempt is fenced again and
+ * tries again). */
+static void refence(struct store *s, size_t n, int can_seek)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new((int)n);
+
+	for (size_t i = 0; i < n; i++) {
+		const store_ingress_raw *r = &s->raws[i];
+		rd_kafka_topic_partition_t *p;
+		store_ctx cx;
+		int64_t off = 0;
+		int st;
+		if (i > 0 && r->partition == s->raws[i - 1].partition &&
+		    !strcmp(r->topic, s->raws[i - 1].topic))
+			continue; /* sorted: the first one has the lowest */
+		memset(&cx, 0, sizeof cx);
+		cx.arena = s->batch_arena;
+		st = store_db_load_offset(s->db, &cx, s->log_id, r->topic,
+		                          r->partition, &off);
+		if (st == CHAT_NOT_FOUND) {
+			off = RD_KAFKA_OFFSET_BEGINNING;
+		} else if (st != CHAT_OK) {
+			chat_warn(STORE_SVC, "offset_load_failed",
+			          "partition=%" PRId32 " reason=\"%s\"",
+			          r->partition, cx.why);
+			rd_kafka_topic_partition_list_add(l, r->topic,
+			                                  r->partition)
+			    ->offset = r->offset;
+			continue;
+		}
+		rd_kafka_topic_partition_list_add(l, r->topic, r->partition)
+		    ->offset = off;
+		pthread_mutex_lock(&s->pos_lock);
+		if (s->positions &&
+		    (p = rd_kafka_topic_partition_list_find(
+		         s->positions, r->topic, r->partition)) != NULL)
+			p->offset = off;
+		pthread_mutex_unlock(&s->pos_lock);
+		chat_info(STORE_SVC, "partition_refenced",
+		          "topic=%s partition=%" PRId32 " batch_first=%" PRId64
+		          " stored=%" PRId64,
+		          r->topic, r->partition, r->offset, off);
+	}
+	if (can_seek)
+		seek_list(s, l);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Store the batch in hand. On failure the batch is dropped and, with
- * can_seek, its partitions are rewound so it is read again. Returns the
- * status of the commit. */
+ * can_seek, its partitions are rewound so it is read again (or, when
+ * another store committed them meanwhile, moved to the stored offsets).
+ * Returns the status of the commit. */
 static int batch_flush(struct store *s, int can_seek)
 {
 	size_t n = s->nbatch;
@@ -251,12 +339,17 @@ static int batch_flush(struct store *s, int can_seek)
 		st = store_ctx_fail(&cx, CHAT_UNAVAILABLE,
 		                    "injected commit failure");
 	} else {
-		st = store_ingress_apply(s->db, &cx, s->log_id, s->raws, n,
-		                         s->items);
+		st = store_ingress_apply_fenced(s->db, &cx, s->log_id, s->raws,
+		                                n, s->items, expect_offset, s);
 	}
 	if (st == CHAT_OK) {
 		positions_advance(s, n);
 		batch_done(s, n);
+	} else if (st == CHAT_ABORTED) {
+		atomic_fetch_add(&s->fenced, 1);
+		chat_warn(STORE_SVC, "batch_fenced",
+		          "n=%zu reason=\"%s\" reseek=%d", n, cx.why, can_seek);
+		refence(s, n, can_seek);
 	} else {
 		atomic_fetch_add(&s->batch_failures, 1);
 		chat_error(STORE_SVC, "batch_failed",

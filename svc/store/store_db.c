@@ -59,8 +59,7 @@ int store_db_open(const char *url, store_db **out, char *err, size_t errlen)
 	}
 	if (!strncmp(url, "postgres://", 11) ||
 	    !strncmp(url, "postgresql://", 13)) {
-		snprintf(err, errlen, "the PostgreSQL engine is not built in");
-		return -1;
+		return store_db_open_pg(url, out, err, errlen);
 	}
 	if (!strncmp(url, "sqlite:", 7))
 		url += 7;
@@ -264,4 +263,43 @@ int store_db_load_offset(store_db *db, store_ctx *cx, const char *log_id,
 		log_id = "";
 	return db->ops->load_offset(db, cx, log_id, topic, partition,
 	                            next_offset);
+}
+
+void store_db_url_redact(const char *url, char *out, size_t outlen)
+{
+	const char *auth, *end, *colon;
+	size_t n = 0;
+
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	if (!url)
+		return;
+	/* scheme://user:password@host...: the password goes */
+	auth = strstr(url, "://");
+	auth = auth ? auth + 3 : NULL;
+	end = auth ? strpbrk(auth, "@/?") : NULL;
+	colon = auth ? strchr(auth, ':') : NULL;
+	for (const char *s = url; *s && n + 1 < outlen;) {
+		if (end && *end == '@' && colon && colon < end &&
+		    s == colon + 1) {
+			s = end;
+			for (const char *m = "***"; *m && n + 1 < outlen; m++)
+				out[n++] = *m;
+			continue;
+		}
+		/* ...password=...: in a query string or a conninfo */
+		if (!strncmp(s, "password=", 9) &&
+		    (s == url || s[-1] == '?' || s[-1] == '&' ||
+		     s[-1] == ' ')) {
+			for (const char *m = "password=***";
+			     *m && n + 1 < outlen; m++)
+				out[n++] = *m;
+			s += 9;
+			s += strcspn(s, "& ");
+			continue;
+		}
+		out[n++] = *s++;
+	}
+	out[n] = '\0';
 }

@@ -14,10 +14,15 @@
  * clock used for created_at/joined_at/stored_at (0 = the wall clock), and
  * on failure cx->why holds a human reason. Operations return a chat_status:
  * CHAT_OK, a semantic code (NOT_FOUND, PERMISSION_DENIED, ...) or, when the
- * database itself failed, CHAT_UNAVAILABLE (busy/locked, retry) or
- * CHAT_INTERNAL. A failed write changes nothing. All functions are
- * thread-safe: an engine serialises writes on one connection and reads on
- * another; they block on the database. */
+ * database itself failed, CHAT_UNAVAILABLE (busy/locked, connection lost,
+ * server restarting: retry) or CHAT_INTERNAL. A failed write changes
+ * nothing. All functions are thread-safe and block on the database.
+ *
+ * Engines: SQLite (store_db_sqlite.c: one file, writes serialised on one
+ * connection) and PostgreSQL (store_db_pg.c: several store processes may
+ * share one database; every operation below keeps its contract when two
+ * of them run it at the same time, e.g. two OpenDm of the same pair create
+ * one channel). */
 #ifndef STORE_DB_H
 #define STORE_DB_H
 
@@ -63,7 +68,9 @@ typedef struct store_ingest_item {
 	const Chat__IngressRecord *rec; /* in: validated record, or NULL */
 	int outcome;                    /* out: store_ingest_outcome */
 	uint64_t seq;                   /* out: NEW: its seq; DUP: the first */
-	Chat__Message *msg;             /* out: NEW: the stored message with
+	Chat__Message *msg;             /* out: NEW and DUP: the stored message
+	                                 * (DUP: the first copy; may be NULL
+	                                 * when out of memory) with
 	                                 * sender_name and stored_at_ms, in
 	                                 * cx->arena (strings may point into
 	                                 * rec) */
@@ -71,11 +78,19 @@ typedef struct store_ingest_item {
 } store_ingest_item;
 
 /* The consumer position to store with a batch: the next offset to read
- * for (topic, partition) under the batch's log_id. */
+ * for (topic, partition) under the batch's log_id, fenced: the upsert only
+ * happens when the stored row still says what this writer believes it
+ * says, i.e. nobody else (another store instance that briefly owned the
+ * partition too) committed this partition since. Precisely, it succeeds
+ * when a row exists with next_offset == expect, or when no row exists and
+ * absent_ok is set; otherwise the whole ingest fails with CHAT_ABORTED
+ * and nothing is written. */
 typedef struct store_offset {
 	const char *topic;
 	int32_t partition;
-	int64_t next_offset;
+	int64_t next_offset; /* to store */
+	int64_t expect;      /* the stored next_offset required (-1: none) */
+	int absent_ok;       /* a missing row is accepted too */
 } store_offset;
 
 typedef struct store_db store_db;
@@ -83,7 +98,7 @@ typedef struct store_db store_db;
 /* The operations an engine implements. Arguments arrive checked by the
  * store_db_* wrappers; see each wrapper for the contract. */
 typedef struct store_db_ops {
-	const char *name; /* "sqlite" */
+	const char *name; /* "sqlite", "postgresql" */
 	void (*close)(store_db *db);
 	int (*create_user)(store_db *db, store_ctx *cx, const char *name,
 	                   const char *pass_hash, Chat__User **out);
@@ -130,11 +145,12 @@ struct store_db {
 	const store_db_ops *ops;
 };
 
-/* Open the database named by url: "sqlite:PATH" or a plain PATH is a
- * SQLite file (created if missing); "postgres://..." / "postgresql://..."
- * is refused until that engine exists. The schema is created or migrated
- * to the current version. Returns 0 with *out, or -1 with a reason in
- * err. Blocks. */
+/* Open the database named by url: "postgres://..." or "postgresql://..."
+ * is a PostgreSQL database (a libpq connection URI, e.g.
+ * postgresql://chat@127.0.0.1:5432/chat); "sqlite:PATH" or a plain PATH is
+ * a SQLite file (created if missing). The schema is created or migrated to
+ * the current version. Returns 0 with *out, or -1 with a reason in err.
+ * Blocks. */
 int store_db_open(const char *url, store_db **out, char *err, size_t errlen);
 
 /* The SQLite engine: WAL, synchronous=NORMAL, busy_timeout 5000, foreign
@@ -142,6 +158,28 @@ int store_db_open(const char *url, store_db **out, char *err, size_t errlen);
  * same file, prepared statements cached per connection. */
 int store_db_open_sqlite(const char *path, store_db **out, char *err,
                          size_t errlen);
+
+/* The PostgreSQL engine (libpq). url is a libpq connection URI;
+ * connect_timeout defaults to 5 s and application_name to chat-store.
+ * One connection for ingress (one batch at a time) and a pool of up to 8
+ * (CHAT_STORE_PG_POOL, 1..64, overrides) for the other operations, each
+ * used by one thread at a time, statements prepared once per connection.
+ * A connection that breaks (server restarted) is opened again on next
+ * use: the operation in flight returns UNAVAILABLE, unless nothing of it
+ * can have been committed yet, in which case it is retried once on a new
+ * connection. Writes run in READ COMMITTED transactions with row locks and
+ * unique constraints where two stores could race, retried (up to 4 times)
+ * on serialization failures and deadlocks (SQLSTATE 40001, 40P01). The
+ * schema (the same logical schema as SQLite's) is versioned in
+ * schema_version and migrated under pg_advisory_xact_lock, so stores
+ * starting together do not both migrate; a database newer than the
+ * program is refused. */
+int store_db_open_pg(const char *url, store_db **out, char *err,
+                     size_t errlen);
+
+/* url with any password replaced by *** (user:***@host, password=***),
+ * for logs and messages. Truncated to outlen - 1 bytes. */
+void store_db_url_redact(const char *url, char *out, size_t outlen);
 
 /* Close the connections and free. Accepts NULL. */
 void store_db_close(store_db *db);
@@ -245,9 +283,12 @@ int store_db_user_channels(store_db *db, store_ctx *cx, uint64_t user_id,
  * sender, client_msg_id), in the database or earlier in the batch, is a
  * DUP keeping the first seq and body; any other gets seq = last_seq + 1,
  * is inserted, becomes the channel's last_seq and the sender's read
- * position. offs are upserted under log_id. On failure nothing is
- * written, the outcomes are meaningless and the status is UNAVAILABLE
- * (busy, retry) or INTERNAL. */
+ * position. offs are upserted under log_id, fenced (see store_offset):
+ * when another writer moved one of them the status is ABORTED, and the
+ * caller should re-read the stored offsets and go on from there. On any
+ * failure nothing is written, the outcomes are meaningless and the status
+ * is ABORTED (fenced), UNAVAILABLE (busy, connection lost: retry) or
+ * INTERNAL. */
 int store_db_ingest(store_db *db, store_ctx *cx, const char *log_id,
                     store_ingest_item *items, size_t n,
                     const store_offset *offs, size_t n_offs);

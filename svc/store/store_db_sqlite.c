@@ -107,7 +107,8 @@ enum stmt_id {
 	S_ING_CHECK,
 	S_MSG_BY_CMID,
 	S_MSG_INSERT,
-	S_OFFSET_UPSERT,
+	S_OFFSET_CAS,
+	S_OFFSET_INSERT,
 	S_OFFSET_GET,
 	S_COUNT
 };
@@ -158,15 +159,18 @@ static const char *const stmt_sql[S_COUNT] = {
                     " FROM members m JOIN channels c ON c.id = m.channel_id"
                     " JOIN users u ON u.id = m.user_id"
                     " WHERE m.channel_id = ?1 AND m.user_id = ?2",
-    [S_MSG_BY_CMID] = "SELECT seq FROM messages WHERE channel_id = ?1"
+    [S_MSG_BY_CMID] = "SELECT seq, body, sent_at_ms, stored_at_ms"
+                      " FROM messages WHERE channel_id = ?1"
                       " AND sender_id = ?2 AND client_msg_id = ?3",
     [S_MSG_INSERT] = "INSERT INTO messages(channel_id, seq, sender_id,"
                      " client_msg_id, body, sent_at_ms, stored_at_ms)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [S_OFFSET_UPSERT] = "INSERT INTO consumer_offsets(log_id, topic,"
-                        " partition, next_offset) VALUES (?1, ?2, ?3, ?4)"
-                        " ON CONFLICT (log_id, topic, partition)"
-                        " DO UPDATE SET next_offset = excluded.next_offset",
+    [S_OFFSET_CAS] = "UPDATE consumer_offsets SET next_offset = ?4"
+                     " WHERE log_id = ?1 AND topic = ?2 AND partition = ?3"
+                     " AND next_offset = ?5",
+    [S_OFFSET_INSERT] = "INSERT OR IGNORE INTO consumer_offsets(log_id,"
+                        " topic, partition, next_offset)"
+                        " VALUES (?1, ?2, ?3, ?4)",
     [S_OFFSET_GET] = "SELECT next_offset FROM consumer_offsets"
                      " WHERE log_id = ?1 AND topic = ?2 AND partition = ?3",
 };
@@ -1242,8 +1246,24 @@ static int ingest_one(struct conn *c, store_ctx *cx, store_ingest_item *it,
 	bind_text(st, 3, r->client_msg_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
+		/* The first copy, as stored, so it can be sent again. */
+		m = (Chat__Message *)chat_arena_msg(cx->arena,
+		                                    &chat__message__descriptor);
+		if (m) {
+			m->channel_id = r->channel_id;
+			m->seq = col_u64(st, 0);
+			m->sender_id = r->sender_id;
+			m->sender_name = sender_name;
+			m->client_msg_id = r->client_msg_id;
+			m->body = col_str(cx, st, 1);
+			m->sent_at_ms = sqlite3_column_int64(st, 2);
+			m->stored_at_ms = sqlite3_column_int64(st, 3);
+			if (!m->body)
+				m = NULL;
+		}
 		it->outcome = STORE_INGEST_DUP;
 		it->seq = col_u64(st, 0);
+		it->msg = m;
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
@@ -1296,17 +1316,40 @@ static int ingest_one(struct conn *c, store_ctx *cx, store_ingest_item *it,
 	return CHAT_OK;
 }
 
+/* Move one partition's stored offset, fenced (see store_offset): CHAT_OK,
+ * ABORTED when another writer moved it, or an error. */
 static int offset_put(struct conn *c, store_ctx *cx, const char *log_id,
                       const store_offset *o)
 {
-	sqlite3_stmt *st = stmt(c, cx, S_OFFSET_UPSERT);
+	sqlite3_stmt *st = stmt(c, cx, S_OFFSET_CAS);
+	int ret;
 	if (!st)
 		return CHAT_INTERNAL;
 	bind_text(st, 1, log_id);
 	bind_text(st, 2, o->topic);
 	sqlite3_bind_int(st, 3, o->partition);
 	sqlite3_bind_int64(st, 4, o->next_offset);
-	return exec_stmt(c, cx, st, "offset upsert");
+	sqlite3_bind_int64(st, 5, o->expect);
+	if ((ret = exec_stmt(c, cx, st, "offset update")) != CHAT_OK)
+		return ret;
+	if (sqlite3_changes(c->db) == 1)
+		return CHAT_OK;
+	if (o->absent_ok) {
+		if (!(st = stmt(c, cx, S_OFFSET_INSERT)))
+			return CHAT_INTERNAL;
+		bind_text(st, 1, log_id);
+		bind_text(st, 2, o->topic);
+		sqlite3_bind_int(st, 3, o->partition);
+		sqlite3_bind_int64(st, 4, o->next_offset);
+		if ((ret = exec_stmt(c, cx, st, "offset insert")) != CHAT_OK)
+			return ret;
+		if (sqlite3_changes(c->db) == 1)
+			return CHAT_OK;
+	}
+	return store_ctx_fail(cx, CHAT_ABORTED,
+	                      "the stored offset of %s/%d moved (another "
+	                      "writer committed it)",
+	                      o->topic, (int)o->partition);
 }
 
 static int sq_ingest(store_db *db, store_ctx *cx, const char *log_id,
@@ -1321,6 +1364,10 @@ static int sq_ingest(store_db *db, store_ctx *cx, const char *log_id,
 	pthread_mutex_lock(&c->mu);
 	if ((ret = tx(c, cx, S_BEGIN_IMM)) != CHAT_OK)
 		goto out;
+	/* The fence first: a stale writer stops before any work. */
+	for (size_t i = 0; i < n_offs; i++)
+		if ((ret = offset_put(c, cx, log_id, &offs[i])) != CHAT_OK)
+			goto fail;
 	for (size_t i = 0; i < n; i++) {
 		if (!items[i].rec)
 			continue;
@@ -1329,9 +1376,6 @@ static int sq_ingest(store_db *db, store_ctx *cx, const char *log_id,
 		if ((ret = ingest_one(c, cx, &items[i], now)) != CHAT_OK)
 			goto fail;
 	}
-	for (size_t i = 0; i < n_offs; i++)
-		if ((ret = offset_put(c, cx, log_id, &offs[i])) != CHAT_OK)
-			goto fail;
 	ret = commit(c, cx);
 	goto out;
 fail:

@@ -84,12 +84,13 @@ static int same_partition(const store_ingress_raw *a,
 	       !strcmp(a->topic ? a->topic : "", b->topic ? b->topic : "");
 }
 
-int store_ingress_apply(store_db *db, store_ctx *cx, const char *log_id,
-                        store_ingress_raw *raws, size_t n,
-                        store_ingest_item *items)
+int store_ingress_apply_fenced(store_db *db, store_ctx *cx,
+                               const char *log_id, store_ingress_raw *raws,
+                               size_t n, store_ingest_item *items,
+                               store_expect_fn expect, void *arg)
 {
 	store_offset *offs = NULL;
-	size_t n_offs = 0;
+	size_t n_offs = 0, first = 0;
 
 	if (n) {
 		store_ingress_sort(raws, n);
@@ -108,13 +109,36 @@ int store_ingress_apply(store_db *db, store_ctx *cx, const char *log_id,
 		                         sizeof it->why) != CHAT_OK)
 			it->outcome = STORE_INGEST_REJECTED;
 		it->rec = r;
+		if (i > 0 && !same_partition(&raws[i - 1], &raws[i]))
+			first = i;
 		/* Sorted: a partition's last raw has its highest offset. */
 		if (i + 1 == n || !same_partition(&raws[i], &raws[i + 1])) {
-			offs[n_offs].topic = raws[i].topic ? raws[i].topic : "";
-			offs[n_offs].partition = raws[i].partition;
-			offs[n_offs].next_offset = raws[i].offset + 1;
-			n_offs++;
+			store_offset *o = &offs[n_offs++];
+			int64_t want = STORE_OFFSET_UNKNOWN;
+			o->topic = raws[i].topic ? raws[i].topic : "";
+			o->partition = raws[i].partition;
+			o->next_offset = raws[i].offset + 1;
+			if (expect)
+				want = expect(arg, o->topic, o->partition);
+			if (want == STORE_OFFSET_UNKNOWN) {
+				o->expect = raws[first].offset;
+				o->absent_ok = 1;
+			} else if (want < 0) {
+				o->expect = -1;
+				o->absent_ok = 1;
+			} else {
+				o->expect = want;
+				o->absent_ok = 0;
+			}
 		}
 	}
 	return store_db_ingest(db, cx, log_id, items, n, offs, n_offs);
+}
+
+int store_ingress_apply(store_db *db, store_ctx *cx, const char *log_id,
+                        store_ingress_raw *raws, size_t n,
+                        store_ingest_item *items)
+{
+	return store_ingress_apply_fenced(db, cx, log_id, raws, n, items, NULL,
+	                                  NULL);
 }

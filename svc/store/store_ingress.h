@@ -50,9 +50,38 @@ void store_ingress_sort(store_ingress_raw *raws, size_t n);
  * offset + 1 under log_id. items must hold n entries; items[i] is the
  * outcome of raws[i] after sorting. Decoded records and stored messages
  * live in cx->arena. Returns CHAT_OK once committed, else the database's
- * status (nothing stored, no offset moved). n may be 0. Blocks. */
+ * status (nothing stored, no offset moved). n may be 0. Blocks.
+ *
+ * The offsets are fenced with the simple rule: each partition's stored
+ * next_offset must equal the offset of its first record in the batch, or
+ * be absent (else ABORTED). A consumer that knows what it loaded at
+ * assignment uses store_ingress_apply_fenced instead. */
 int store_ingress_apply(store_db *db, store_ctx *cx, const char *log_id,
                         store_ingress_raw *raws, size_t n,
                         store_ingest_item *items);
+
+/* What a writer believes is stored for a partition (see
+ * store_ingress_apply_fenced). */
+#define STORE_OFFSET_NONE (-1)    /* no row: it found none stored */
+#define STORE_OFFSET_UNKNOWN (-2) /* no belief: the simple rule above */
+
+/* Returns the next offset the writer loaded for (topic, partition) at
+ * assignment or last committed, STORE_OFFSET_NONE or
+ * STORE_OFFSET_UNKNOWN. */
+typedef int64_t (*store_expect_fn)(void *arg, const char *topic,
+                                   int32_t partition);
+
+/* store_ingress_apply, with each partition's offset update fenced on what
+ * expect(arg, topic, partition) says the writer believes is stored: the
+ * batch commits only if the stored row still holds that value (or, for
+ * STORE_OFFSET_NONE, still does not exist). Otherwise another writer
+ * committed this partition meanwhile: nothing is written and the status
+ * is CHAT_ABORTED; re-read the stored offset (store_db_load_offset) and
+ * resume from it. expect NULL means the simple rule for every
+ * partition. */
+int store_ingress_apply_fenced(store_db *db, store_ctx *cx,
+                               const char *log_id, store_ingress_raw *raws,
+                               size_t n, store_ingest_item *items,
+                               store_expect_fn expect, void *arg);
 
 #endif

@@ -56,7 +56,7 @@ struct store {
 
 	/* counters for Admin.Health */
 	atomic_uint_fast64_t stored, dups, rejected, batches, batch_failures,
-	    events, produce_errors;
+	    events, produce_errors, fenced;
 };
 
 /* Produce ev to chat.fanout with key = channel_id (8 big-endian bytes).

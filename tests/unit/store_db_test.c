@@ -1,6 +1,7 @@
-/* The store's database layer on a real SQLite file: users, channels, DMs,
- * membership rules, ingress sequencing and dedupe, history paging, read
- * positions, offsets, and data surviving a reopen. */
+/* The store's database layer on a real SQLite file: the shared scenarios
+ * of store_db_scenarios.c (users, channels, DMs, membership rules, ingress
+ * sequencing, dedupe and fencing, history paging, read positions, offsets,
+ * data surviving a reopen), plus SQLite's own open errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,827 +13,62 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat_arena.h"
-#include "chat_status.h"
-#include "chat_util.h"
+#include "chat_log.h"
 #include "store_db.h"
-#include "store_ingress.h"
+#include "store_db_scenarios.h"
 
-struct fx {
+struct sq_db {
 	char dir[64];
 	char path[96];
-	store_db *db;
-	chat_arena *a;
-	store_ctx cx;
-	uint64_t alice, bob, carol, dave;
 };
 
-static int fx_open(struct fx *f)
+static int sq_create(void **priv)
 {
+	struct sq_db *d = calloc(1, sizeof *d);
+	if (!d)
+		return -1;
+	snprintf(d->dir, sizeof d->dir, "/tmp/store_db_test.XXXXXX");
+	if (!mkdtemp(d->dir)) {
+		free(d);
+		return -1;
+	}
+	snprintf(d->path, sizeof d->path, "%s/store.db", d->dir);
+	*priv = d;
+	return 0;
+}
+
+static int sq_open(void *priv, store_db **db)
+{
+	struct sq_db *d = priv;
 	char err[256];
-	if (store_db_open(f->path, &f->db, err, sizeof err)) {
+	if (store_db_open(d->path, db, err, sizeof err)) {
 		fprintf(stderr, "open: %s\n", err);
 		return -1;
 	}
 	return 0;
 }
 
-static uint64_t mkuser(struct fx *f, const char *name)
+static void sq_destroy(void *priv)
 {
-	Chat__User *u = NULL;
-	assert_int_equal(store_db_create_user(f->db, &f->cx, name,
-	                                      "$argon2id$opaque", &u),
-	                 CHAT_OK);
-	assert_string_equal(u->name, name);
-	assert_true(u->id > 0);
-	return u->id;
-}
-
-static int setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof *f);
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/store_db_test.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-	f->a = chat_arena_new();
-	f->cx.arena = f->a;
-	if (fx_open(f))
-		return -1;
-	f->alice = mkuser(f, "alice");
-	f->bob = mkuser(f, "bob");
-	f->carol = mkuser(f, "carol");
-	f->dave = mkuser(f, "dave");
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
+	struct sq_db *d = priv;
 	char p[128];
-	store_db_close(f->db);
-	chat_arena_free(f->a);
-	snprintf(p, sizeof p, "%s-wal", f->path);
+	if (!d)
+		return;
+	snprintf(p, sizeof p, "%s-wal", d->path);
 	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", f->path);
+	snprintf(p, sizeof p, "%s-shm", d->path);
 	unlink(p);
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-	return 0;
+	unlink(d->path);
+	rmdir(d->dir);
+	free(d);
 }
 
-static uint64_t mkgroup(struct fx *f, uint64_t by, const char *name,
-                        const char **members, size_t n)
-{
-	Chat__ChannelInfo *ci = NULL;
-	Chat__MemberEvent **ev;
-	size_t nev;
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, by, name,
-	                                         (char *const *)members, n,
-	                                         &ci, &ev, &nev),
-	                 CHAT_OK);
-	return ci->id;
-}
-
-/* A packed IngressRecord in the arena, as a raw log record. */
-static store_ingress_raw rec(struct fx *f, int32_t part, int64_t off,
-                             uint64_t chan, uint64_t sender,
-                             const char *cmid, const char *body)
-{
-	Chat__IngressRecord r = CHAT__INGRESS_RECORD__INIT;
-	store_ingress_raw raw;
-	uint8_t *key = chat_arena_alloc(f->a, 8);
-	size_t len = 0;
-	void *val;
-	r.channel_id = chan;
-	r.sender_id = sender;
-	r.sender_name = (char *)"ignored";
-	r.client_msg_id = (char *)cmid;
-	r.body = (char *)body;
-	r.sent_at_ms = 1000 + off;
-	val = chat_arena_pack(f->a, &r.base, &len);
-	chat_put_be64(key, chan);
-	memset(&raw, 0, sizeof raw);
-	raw.topic = "chat.ingress";
-	raw.partition = part;
-	raw.offset = off;
-	raw.key = key;
-	raw.keylen = 8;
-	raw.val = val;
-	raw.len = len;
-	return raw;
-}
-
-static void apply(struct fx *f, const char *log_id, store_ingress_raw *raws,
-                  size_t n, store_ingest_item *items)
-{
-	assert_int_equal(
-	    store_ingress_apply(f->db, &f->cx, log_id, raws, n, items),
-	    CHAT_OK);
-}
-
-static Chat__ChannelInfo *info(struct fx *f, uint64_t user, uint64_t chan)
-{
-	Chat__ChannelInfo *ci = NULL;
-	assert_int_equal(store_db_get_channel(f->db, &f->cx, user, chan, &ci),
-	                 CHAT_OK);
-	return ci;
-}
-
-static void test_users(void **state)
-{
-	struct fx *f = *state;
-	Chat__User *u;
-	Chat__UserRecord *r = NULL;
-	char long_name[40];
-
-	assert_int_equal(store_db_create_user(f->db, &f->cx, "alice", "x", &u),
-	                 CHAT_ALREADY_EXISTS);
-	assert_string_equal(f->cx.why, "name taken");
-	assert_int_equal(store_db_create_user(f->db, &f->cx, "", "x", &u),
-	                 CHAT_INVALID_ARGUMENT);
-	assert_int_equal(store_db_create_user(f->db, &f->cx, "a b", "x", &u),
-	                 CHAT_INVALID_ARGUMENT);
-	memset(long_name, 'a', 33);
-	long_name[33] = '\0';
-	assert_int_equal(
-	    store_db_create_user(f->db, &f->cx, long_name, "x", &u),
-	    CHAT_INVALID_ARGUMENT);
-	long_name[32] = '\0';
-	assert_int_equal(
-	    store_db_create_user(f->db, &f->cx, long_name, "x", &u), CHAT_OK);
-	assert_int_equal(store_db_create_user(f->db, &f->cx, "A.b-c_9", "", &u),
-	                 CHAT_INVALID_ARGUMENT);
-	/* names are compared exactly */
-	assert_int_equal(store_db_create_user(f->db, &f->cx, "Alice", "x", &u),
-	                 CHAT_OK);
-
-	assert_int_equal(store_db_get_user(f->db, &f->cx, "bob", 0, &r),
-	                 CHAT_OK);
-	assert_int_equal(r->id, f->bob);
-	assert_string_equal(r->pass_hash, "$argon2id$opaque");
-	assert_int_equal(store_db_get_user(f->db, &f->cx, "", f->carol, &r),
-	                 CHAT_OK);
-	assert_string_equal(r->name, "carol");
-	assert_int_equal(store_db_get_user(f->db, &f->cx, "nobody", 0, &r),
-	                 CHAT_NOT_FOUND);
-	assert_int_equal(store_db_get_user(f->db, &f->cx, NULL, 9999, &r),
-	                 CHAT_NOT_FOUND);
-	assert_int_equal(store_db_get_user(f->db, &f->cx, "", 0, &r),
-	                 CHAT_NOT_FOUND);
-	assert_int_equal(store_db_get_user(f->db, &f->cx, "bad name!", 0, &r),
-	                 CHAT_NOT_FOUND);
-}
-
-static void test_create_channel(void **state)
-{
-	struct fx *f = *state;
-	const char *m[] = {"bob", "carol", "bob", "alice"};
-	const char *bad[] = {"bob", "zed"};
-	const char *many[101];
-	Chat__ChannelInfo *ci = NULL;
-	Chat__MemberEvent **ev = NULL;
-	Chat__ChannelList *l = NULL;
-	size_t nev = 0;
-
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->alice,
-	                                         "général", (char *const *)m,
-	                                         4, &ci, &ev, &nev),
-	                 CHAT_OK);
-	assert_string_equal(ci->name, "général");
-	assert_int_equal(ci->kind, CHAT__CHANNEL_KIND__KIND_GROUP);
-	assert_int_equal(ci->member_count, 3);
-	assert_int_equal(ci->last_seq, 0);
-	assert_int_equal(nev, 3);
-	assert_int_equal(ev[0]->user_id, f->alice);
-	assert_int_equal(ev[1]->user_id, f->bob);
-	assert_string_equal(ev[2]->user_name, "carol");
-	for (size_t i = 0; i < nev; i++) {
-		assert_int_equal(ev[i]->kind, CHAT__MEMBER_EVENT__KIND__JOINED);
-		assert_int_equal(ev[i]->by_user_id, f->alice);
-		assert_string_equal(ev[i]->by_user_name, "alice");
-		assert_int_equal(ev[i]->channel_id, ci->id);
-	}
-	assert_int_equal(info(f, f->carol, ci->id)->member_count, 3);
-	assert_int_equal(store_db_get_channel(f->db, &f->cx, f->dave, ci->id,
-	                                      &ci),
-	                 CHAT_PERMISSION_DENIED);
-	assert_int_equal(store_db_get_channel(f->db, &f->cx, f->dave, 777,
-	                                      &ci),
-	                 CHAT_NOT_FOUND);
-
-	/* an unknown member: nothing is created */
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->dave, "x",
-	                                         (char *const *)bad, 2, &ci,
-	                                         &ev, &nev),
-	                 CHAT_NOT_FOUND);
-	assert_string_equal(f->cx.why, "no user named zed");
-	assert_int_equal(nev, 0);
-	assert_int_equal(store_db_list_channels(f->db, &f->cx, f->dave, &l),
-	                 CHAT_OK);
-	assert_int_equal(l->n_channels, 0);
-	assert_int_equal(store_db_list_channels(f->db, &f->cx, f->bob, &l),
-	                 CHAT_OK);
-	assert_int_equal(l->n_channels, 1);
-
-	/* bad names, too many members */
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->alice, "",
-	                                         NULL, 0, &ci, &ev, &nev),
-	                 CHAT_INVALID_ARGUMENT);
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->alice,
-	                                         "a\nb", NULL, 0, &ci, &ev,
-	                                         &nev),
-	                 CHAT_INVALID_ARGUMENT);
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->alice,
-	                                         "\xc3\x28", NULL, 0, &ci, &ev,
-	                                         &nev),
-	                 CHAT_INVALID_ARGUMENT);
-	assert_int_equal(
-	    store_db_create_channel(
-	        f->db, &f->cx, f->alice,
-	        "01234567890123456789012345678901"
-	        "234567890123456789012345678901234",
-	        NULL, 0, &ci, &ev, &nev),
-	    CHAT_INVALID_ARGUMENT);
-	for (int i = 0; i < 101; i++)
-		many[i] = "bob";
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->alice, "big",
-	                                         (char *const *)many, 101, &ci,
-	                                         &ev, &nev),
-	                 CHAT_INVALID_ARGUMENT);
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, f->alice, "big",
-	                                         (char *const *)many, 100, &ci,
-	                                         &ev, &nev),
-	                 CHAT_OK);
-	assert_int_equal(ci->member_count, 2);
-	assert_int_equal(nev, 2);
-	/* an unknown creator */
-	assert_int_equal(store_db_create_channel(f->db, &f->cx, 4242, "x", NULL,
-	                                         0, &ci, &ev, &nev),
-	                 CHAT_NOT_FOUND);
-}
-
-static void test_dm(void **state)
-{
-	struct fx *f = *state;
-	Chat__ChannelInfo *a = NULL, *b = NULL;
-	Chat__MemberEvent **ev = NULL;
-	size_t nev = 0;
-	uint64_t zoe = mkuser(f, "zoe"), adam = mkuser(f, "adam");
-
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->bob, "alice", &a,
-	                                  &ev, &nev),
-	                 CHAT_OK);
-	assert_int_equal(nev, 2);
-	assert_int_equal(ev[0]->user_id, f->bob);
-	assert_int_equal(ev[1]->user_id, f->alice);
-	assert_int_equal(ev[1]->by_user_id, f->bob);
-	assert_string_equal(a->name, "alice,bob");
-	assert_int_equal(a->kind, CHAT__CHANNEL_KIND__KIND_DM);
-	assert_string_equal(a->dm_peer, "alice");
-	assert_int_equal(a->dm_peer_id, f->alice);
-	assert_int_equal(a->member_count, 2);
-
-	/* the other way round: the same channel, no events */
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->alice, "bob", &b,
-	                                  &ev, &nev),
-	                 CHAT_OK);
-	assert_int_equal(nev, 0);
-	assert_int_equal(b->id, a->id);
-	assert_string_equal(b->dm_peer, "bob");
-	assert_int_equal(b->dm_peer_id, f->bob);
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->bob, "alice", &b,
-	                                  &ev, &nev),
-	                 CHAT_OK);
-	assert_int_equal(b->id, a->id);
-	assert_int_equal(nev, 0);
-
-	/* another pair is another channel; names sorted */
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, zoe, "adam", &b, &ev,
-	                                  &nev),
-	                 CHAT_OK);
-	assert_int_not_equal(b->id, a->id);
-	assert_string_equal(b->name, "adam,zoe");
-	assert_int_equal(b->dm_peer_id, adam);
-
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->bob, "bob", &b, &ev,
-	                                  &nev),
-	                 CHAT_INVALID_ARGUMENT);
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->bob, "nobody", &b,
-	                                  &ev, &nev),
-	                 CHAT_NOT_FOUND);
-	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->bob, "", &b, &ev,
-	                                  &nev),
-	                 CHAT_NOT_FOUND);
-
-	/* nobody joins or leaves a DM */
-	assert_int_equal(store_db_join(f->db, &f->cx, f->carol, a->id, &b, &ev,
-	                               &nev),
-	                 CHAT_PERMISSION_DENIED);
-	assert_string_equal(f->cx.why, "cannot join a direct message channel");
-	{
-		Chat__MemberEvent *left = NULL;
-		assert_int_equal(
-		    store_db_leave(f->db, &f->cx, f->alice, a->id, &left),
-		    CHAT_FAILED_PRECONDITION);
-		assert_string_equal(f->cx.why,
-		                    "cannot leave a direct message channel");
-		assert_null(left);
-	}
-}
-
-static void test_join_leave(void **state)
-{
-	struct fx *f = *state;
-	uint64_t ch = mkgroup(f, f->alice, "room", NULL, 0);
-	Chat__ChannelInfo *ci = NULL;
-	Chat__MemberEvent **ev = NULL, *left = NULL;
-	store_ingress_raw raws[3];
-	store_ingest_item items[3];
-	size_t nev = 0;
-
-	raws[0] = rec(f, 0, 0, ch, f->alice, "m1", "one");
-	raws[1] = rec(f, 0, 1, ch, f->alice, "m2", "two");
-	apply(f, "log", raws, 2, items);
-
-	assert_int_equal(store_db_join(f->db, &f->cx, f->bob, 999, &ci, &ev,
-	                               &nev),
-	                 CHAT_NOT_FOUND);
-	assert_int_equal(store_db_join(f->db, &f->cx, f->bob, ch, &ci, &ev,
-	                               &nev),
-	                 CHAT_OK);
-	assert_int_equal(nev, 1);
-	assert_int_equal(ev[0]->user_id, f->bob);
-	assert_int_equal(ev[0]->by_user_id, f->bob);
-	assert_int_equal(ev[0]->kind, CHAT__MEMBER_EVENT__KIND__JOINED);
-	assert_int_equal(ci->read_seq, 0);
-	assert_int_equal(ci->last_seq, 2);
-	assert_int_equal(ci->unread, 2);
-	assert_int_equal(ci->member_count, 2);
-	/* twice: fine, no event */
-	assert_int_equal(store_db_join(f->db, &f->cx, f->bob, ch, &ci, &ev,
-	                               &nev),
-	                 CHAT_OK);
-	assert_int_equal(nev, 0);
-	assert_int_equal(ci->member_count, 2);
-
-	assert_int_equal(store_db_leave(f->db, &f->cx, f->carol, ch, &left),
-	                 CHAT_FAILED_PRECONDITION);
-	assert_string_equal(f->cx.why, "not a member");
-	assert_int_equal(store_db_leave(f->db, &f->cx, f->carol, 999, &left),
-	                 CHAT_NOT_FOUND);
-	assert_int_equal(store_db_leave(f->db, &f->cx, f->bob, ch, &left),
-	                 CHAT_OK);
-	assert_non_null(left);
-	assert_int_equal(left->kind, CHAT__MEMBER_EVENT__KIND__LEFT);
-	assert_int_equal(left->user_id, f->bob);
-	assert_string_equal(left->user_name, "bob");
-	assert_int_equal(store_db_get_channel(f->db, &f->cx, f->bob, ch, &ci),
-	                 CHAT_PERMISSION_DENIED);
-	assert_int_equal(info(f, f->alice, ch)->member_count, 1);
-	/* a left member can no longer post */
-	raws[0] = rec(f, 0, 2, ch, f->bob, "b1", "after leaving");
-	apply(f, "log", raws, 1, items);
-	assert_int_equal(items[0].outcome, STORE_INGEST_REJECTED);
-}
-
-static void test_sequencing(void **state)
-{
-	struct fx *f = *state;
-	const char *m[] = {"bob"};
-	uint64_t c1 = mkgroup(f, f->alice, "one", m, 1);
-	uint64_t c2 = mkgroup(f, f->bob, "two", NULL, 0);
-	store_ingress_raw raws[8];
-	store_ingest_item items[8];
-	uint64_t next1 = 1, next2 = 1;
-	char cmid[32];
-	int64_t off[2] = {0, 0};
-
-	for (int batch = 0; batch < 4; batch++) {
-		size_t n = 0;
-		for (int k = 0; k < 6; k++) {
-			int two = (k % 3 == 2);
-			uint64_t ch = two ? c2 : c1;
-			uint64_t who = (!two && k % 2) ? f->alice : f->bob;
-			snprintf(cmid, sizeof cmid, "b%d-k%d", batch, k);
-			raws[n] = rec(f, two ? 1 : 0, off[two]++, ch, who,
-			              chat_arena_strdup(f->a, cmid), "hi");
-			n++;
-		}
-		apply(f, "log", raws, n, items);
-		/* items follow the sorted raws: partition 0 first */
-		for (size_t i = 0; i < n; i++) {
-			Chat__IngressRecord *r = (Chat__IngressRecord *)
-			    items[i].rec;
-			assert_int_equal(items[i].outcome, STORE_INGEST_NEW);
-			assert_non_null(items[i].msg);
-			if (r->channel_id == c1)
-				assert_int_equal(items[i].seq, next1++);
-			else
-				assert_int_equal(items[i].seq, next2++);
-			assert_int_equal(items[i].msg->seq, items[i].seq);
-			assert_string_equal(items[i].msg->sender_name,
-			                    r->sender_id == f->bob ? "bob"
-			                                           : "alice");
-			assert_true(items[i].msg->stored_at_ms > 0);
-		}
-	}
-	assert_int_equal(info(f, f->alice, c1)->last_seq, 16);
-	assert_int_equal(info(f, f->bob, c2)->last_seq, 8);
-	assert_int_equal(next1, 17);
-	assert_int_equal(next2, 9);
-	{
-		int64_t o = -1;
-		assert_int_equal(store_db_load_offset(f->db, &f->cx, "log",
-		                                      "chat.ingress", 0, &o),
-		                 CHAT_OK);
-		assert_int_equal(o, 16);
-		assert_int_equal(store_db_load_offset(f->db, &f->cx, "log",
-		                                      "chat.ingress", 1, &o),
-		                 CHAT_OK);
-		assert_int_equal(o, 8);
-	}
-}
-
-static void test_dedupe(void **state)
-{
-	struct fx *f = *state;
-	const char *m[] = {"bob"};
-	uint64_t ch = mkgroup(f, f->alice, "d", m, 1);
-	store_ingress_raw raws[4];
-	store_ingest_item items[4];
-	Chat__HistoryPage *p = NULL;
-
-	raws[0] = rec(f, 0, 0, ch, f->alice, "same", "first");
-	raws[1] = rec(f, 0, 1, ch, f->alice, "same", "second");
-	raws[2] = rec(f, 0, 2, ch, f->bob, "same", "bob's own");
-	apply(f, "log", raws, 3, items);
-	assert_int_equal(items[0].outcome, STORE_INGEST_NEW);
-	assert_int_equal(items[0].seq, 1);
-	assert_int_equal(items[1].outcome, STORE_INGEST_DUP);
-	assert_int_equal(items[1].seq, 1);
-	assert_null(items[1].msg);
-	/* another sender may use the same id */
-	assert_int_equal(items[2].outcome, STORE_INGEST_NEW);
-	assert_int_equal(items[2].seq, 2);
-
-	raws[0] = rec(f, 0, 3, ch, f->alice, "same", "third");
-	raws[1] = rec(f, 0, 4, ch, f->alice, "new", "fourth");
-	apply(f, "log", raws, 2, items);
-	assert_int_equal(items[0].outcome, STORE_INGEST_DUP);
-	assert_int_equal(items[0].seq, 1);
-	assert_int_equal(items[1].outcome, STORE_INGEST_NEW);
-	assert_int_equal(items[1].seq, 3);
-
-	assert_int_equal(store_db_history(f->db, &f->cx, f->bob, ch, 0, 0, 0,
-	                                  &p),
-	                 CHAT_OK);
-	assert_int_equal(p->n_messages, 3);
-	assert_string_equal(p->messages[0]->body, "first");
-	assert_string_equal(p->messages[0]->client_msg_id, "same");
-	assert_string_equal(p->messages[1]->body, "bob's own");
-	assert_string_equal(p->messages[2]->body, "fourth");
-	assert_int_equal(p->last_seq, 3);
-}
-
-static void test_rejected(void **state)
-{
-	struct fx *f = *state;
-	uint64_t ch = mkgroup(f, f->alice, "r", NULL, 0);
-	store_ingress_raw raws[8];
-	store_ingest_item items[8];
-	int64_t o = 0;
-
-	raws[0] = rec(f, 2, 10, ch, f->bob, "x", "not a member");
-	raws[1] = rec(f, 2, 11, 4242, f->alice, "x", "no such channel");
-	raws[2] = rec(f, 2, 12, ch, f->alice, "", "empty id");
-	raws[3] = rec(f, 2, 13, ch, f->alice, "y", "");
-	raws[4] = rec(f, 2, 14, ch, f->alice, "z", "\x01 control");
-	raws[5] = rec(f, 2, 15, ch, f->alice, "ok", "fine");
-	raws[6] = rec(f, 2, 16, ch, f->alice, "k", "wrong key");
-	raws[6].key = "\0\0\0\0\0\0\0\x63";
-	raws[7] = rec(f, 2, 17, ch, f->alice, "g", "garbage");
-	raws[7].val = "\xff\xff\xff";
-	raws[7].len = 3;
-	apply(f, "log", raws, 8, items);
-	for (int i = 0; i < 8; i++)
-		if (i != 5)
-			assert_int_equal(items[i].outcome,
-			                 STORE_INGEST_REJECTED);
-	assert_non_null(strstr(items[0].why, "not a member"));
-	assert_non_null(strstr(items[1].why, "no channel"));
-	assert_int_equal(items[5].outcome, STORE_INGEST_NEW);
-	assert_int_equal(items[5].seq, 1);
-	/* rejected records still move the offset */
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "log",
-	                                      "chat.ingress", 2, &o),
-	                 CHAT_OK);
-	assert_int_equal(o, 18);
-	/* the sender's own message counts as read */
-	assert_int_equal(info(f, f->alice, ch)->read_seq, 1);
-	assert_int_equal(info(f, f->alice, ch)->unread, 0);
-}
-
-static void check_page(Chat__HistoryPage *p, uint64_t first, size_t n,
-                       int more)
-{
-	assert_int_equal(p->n_messages, n);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(p->messages[i]->seq, first + i);
-	assert_int_equal(p->more, more);
-}
-
-static void test_history(void **state)
-{
-	struct fx *f = *state;
-	const char *m[] = {"bob"};
-	uint64_t ch = mkgroup(f, f->alice, "h", m, 1);
-	store_ingress_raw raws[120];
-	store_ingest_item items[120];
-	Chat__HistoryPage *p = NULL;
-	char cmid[16];
-
-	for (int i = 0; i < 120; i++) {
-		snprintf(cmid, sizeof cmid, "c%d", i);
-		raws[i] = rec(f, 0, i, ch, i % 2 ? f->bob : f->alice,
-		              chat_arena_strdup(f->a, cmid), "msg");
-	}
-	apply(f, "log", raws, 60, items);
-	apply(f, "log", raws + 60, 60, items);
-
-#define HIST(anchor, after, limit)                                             \
-	assert_int_equal(store_db_history(f->db, &f->cx, f->bob, ch, anchor,   \
-	                                  after, limit, &p),                   \
-	                 CHAT_OK)
-	HIST(0, 0, 0);
-	check_page(p, 71, 50, 1);
-	assert_int_equal(p->last_seq, 120);
-	assert_int_equal(p->channel_id, ch);
-	assert_string_equal(p->messages[0]->sender_name, "alice");
-	assert_string_equal(p->messages[1]->sender_name, "bob");
-	assert_int_equal(p->messages[0]->channel_id, ch);
-	HIST(71, 0, 50);
-	check_page(p, 21, 50, 1);
-	HIST(21, 0, 50);
-	check_page(p, 1, 20, 0);
-	HIST(1, 0, 50);
-	check_page(p, 1, 0, 0);
-	HIST(0, 1, 0);
-	check_page(p, 1, 50, 1);
-	HIST(50, 1, 50);
-	check_page(p, 51, 50, 1);
-	HIST(100, 1, 50);
-	check_page(p, 101, 20, 0);
-	HIST(70, 1, 50);
-	check_page(p, 71, 50, 0);
-	HIST(120, 1, 10);
-	check_page(p, 1, 0, 0);
-	HIST(0, 0, 120);
-	check_page(p, 1, 120, 0);
-	HIST(0, 0, 119);
-	check_page(p, 2, 119, 1);
-	HIST(0, 0, 100000);
-	check_page(p, 1, 120, 0);
-	HIST(UINT64_MAX, 0, 5);
-	check_page(p, 116, 5, 1);
-#undef HIST
-	assert_int_equal(store_db_history(f->db, &f->cx, f->carol, ch, 0, 0, 0,
-	                                  &p),
-	                 CHAT_PERMISSION_DENIED);
-	assert_int_equal(store_db_history(f->db, &f->cx, f->bob, 31337, 0, 0,
-	                                  0, &p),
-	                 CHAT_NOT_FOUND);
-}
-
-static void test_history_clamp(void **state)
-{
-	struct fx *f = *state;
-	uint64_t ch = mkgroup(f, f->alice, "big", NULL, 0);
-	store_ingress_raw *raws = calloc(600, sizeof *raws);
-	store_ingest_item *items = calloc(600, sizeof *items);
-	Chat__HistoryPage *p = NULL;
-	char cmid[16];
-
-	for (int i = 0; i < 600; i++) {
-		snprintf(cmid, sizeof cmid, "c%d", i);
-		raws[i] = rec(f, 0, i, ch, f->alice,
-		              chat_arena_strdup(f->a, cmid), "m");
-	}
-	apply(f, "log", raws, 600, items);
-	assert_int_equal(store_db_history(f->db, &f->cx, f->alice, ch, 0, 1,
-	                                  1000, &p),
-	                 CHAT_OK);
-	check_page(p, 1, 500, 1);
-	assert_int_equal(store_db_history(f->db, &f->cx, f->alice, ch, 0, 0,
-	                                  501, &p),
-	                 CHAT_OK);
-	check_page(p, 101, 500, 1);
-	free(raws);
-	free(items);
-}
-
-static void test_mark_read(void **state)
-{
-	struct fx *f = *state;
-	const char *m[] = {"bob"};
-	uint64_t ch = mkgroup(f, f->alice, "mr", m, 1);
-	uint64_t ch2 = mkgroup(f, f->bob, "other", NULL, 0);
-	store_ingress_raw raws[10];
-	store_ingest_item items[10];
-	Chat__ReadReceipt *r = NULL;
-	Chat__ChannelList *l = NULL;
-	char cmid[8];
-	int moved = -1;
-
-	for (int i = 0; i < 10; i++) {
-		snprintf(cmid, sizeof cmid, "m%d", i);
-		raws[i] = rec(f, 0, i, i < 8 ? ch : ch2,
-		              i < 8 ? f->alice : f->bob,
-		              chat_arena_strdup(f->a, cmid), "x");
-	}
-	apply(f, "log", raws, 10, items);
-
-	assert_int_equal(store_db_list_channels(f->db, &f->cx, f->bob, &l),
-	                 CHAT_OK);
-	assert_int_equal(l->n_channels, 2);
-	assert_int_equal(l->channels[0]->id, ch);
-	assert_int_equal(l->channels[0]->unread, 8);
-	assert_int_equal(l->channels[0]->read_seq, 0);
-	assert_int_equal(l->channels[0]->last_seq, 8);
-	assert_int_equal(l->channels[0]->member_count, 2);
-	assert_int_equal(l->channels[1]->id, ch2);
-	assert_int_equal(l->channels[1]->unread, 0); /* his own */
-
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, ch, 5, &r,
-	                                    &moved),
-	                 CHAT_OK);
-	assert_int_equal(moved, 1);
-	assert_int_equal(r->seq, 5);
-	assert_int_equal(r->user_id, f->bob);
-	assert_string_equal(r->user_name, "bob");
-	assert_int_equal(r->channel_id, ch);
-	assert_int_equal(info(f, f->bob, ch)->unread, 3);
-	/* backwards: unchanged */
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, ch, 3, &r,
-	                                    &moved),
-	                 CHAT_OK);
-	assert_int_equal(moved, 0);
-	assert_int_equal(r->seq, 5);
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, ch, 5, &r,
-	                                    &moved),
-	                 CHAT_OK);
-	assert_int_equal(moved, 0);
-	/* beyond last_seq means last_seq */
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, ch, 99, &r,
-	                                    &moved),
-	                 CHAT_OK);
-	assert_int_equal(moved, 1);
-	assert_int_equal(r->seq, 8);
-	assert_int_equal(info(f, f->bob, ch)->unread, 0);
-	/* 0 means everything so far */
-	raws[0] = rec(f, 0, 10, ch, f->alice, "late", "y");
-	apply(f, "log", raws, 1, items);
-	assert_int_equal(info(f, f->bob, ch)->unread, 1);
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, ch, 0, &r,
-	                                    &moved),
-	                 CHAT_OK);
-	assert_int_equal(moved, 1);
-	assert_int_equal(r->seq, 9);
-
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->carol, ch, 0, &r,
-	                                    &moved),
-	                 CHAT_PERMISSION_DENIED);
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, 999, 0, &r,
-	                                    &moved),
-	                 CHAT_NOT_FOUND);
-}
-
-static void test_members_peers(void **state)
-{
-	struct fx *f = *state;
-	const char *m1[] = {"bob", "carol"};
-	const char *m2[] = {"bob"};
-	uint64_t c1 = mkgroup(f, f->alice, "a", m1, 2);
-	uint64_t c2 = mkgroup(f, f->dave, "b", m2, 1);
-	Chat__UserList *ul = NULL;
-	Chat__ChannelIds *ids = NULL;
-
-	assert_int_equal(store_db_members(f->db, &f->cx, f->carol, c1, &ul),
-	                 CHAT_OK);
-	assert_int_equal(ul->n_users, 3);
-	assert_int_equal(ul->users[0]->id, f->alice);
-	assert_string_equal(ul->users[2]->name, "carol");
-	assert_int_equal(store_db_members(f->db, &f->cx, f->dave, c1, &ul),
-	                 CHAT_PERMISSION_DENIED);
-	assert_int_equal(store_db_members(f->db, &f->cx, f->dave, 999, &ul),
-	                 CHAT_NOT_FOUND);
-
-	assert_int_equal(store_db_peers(f->db, &f->cx, f->bob, &ul), CHAT_OK);
-	assert_int_equal(ul->n_users, 3); /* alice, carol, dave: once each */
-	assert_int_equal(ul->users[0]->id, f->alice);
-	assert_int_equal(ul->users[1]->id, f->carol);
-	assert_int_equal(ul->users[2]->id, f->dave);
-	assert_int_equal(store_db_peers(f->db, &f->cx, f->dave, &ul), CHAT_OK);
-	assert_int_equal(ul->n_users, 1);
-	assert_string_equal(ul->users[0]->name, "bob");
-
-	assert_int_equal(store_db_user_channels(f->db, &f->cx, f->bob, &ids),
-	                 CHAT_OK);
-	assert_int_equal(ids->n_ids, 2);
-	assert_int_equal(ids->ids[0], c1);
-	assert_int_equal(ids->ids[1], c2);
-	assert_int_equal(store_db_user_channels(f->db, &f->cx, 999, &ids),
-	                 CHAT_OK);
-	assert_int_equal(ids->n_ids, 0);
-}
-
-static void test_offsets(void **state)
-{
-	struct fx *f = *state;
-	uint64_t ch = mkgroup(f, f->alice, "o", NULL, 0);
-	store_ingress_raw raws[2];
-	store_ingest_item items[2];
-	int64_t o = -1;
-
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "k1",
-	                                      "chat.ingress", 0, &o),
-	                 CHAT_NOT_FOUND);
-	raws[0] = rec(f, 0, 41, ch, f->alice, "a", "x");
-	apply(f, "k1", raws, 1, items);
-	raws[0] = rec(f, 0, 6, ch, f->alice, "b", "y");
-	raws[1] = rec(f, 3, 2, ch, f->alice, "c", "z");
-	apply(f, "k2", raws, 2, items);
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "k1",
-	                                      "chat.ingress", 0, &o),
-	                 CHAT_OK);
-	assert_int_equal(o, 42);
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "k2",
-	                                      "chat.ingress", 0, &o),
-	                 CHAT_OK);
-	assert_int_equal(o, 7);
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "k2",
-	                                      "chat.ingress", 3, &o),
-	                 CHAT_OK);
-	assert_int_equal(o, 3);
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "k1",
-	                                      "chat.ingress", 3, &o),
-	                 CHAT_NOT_FOUND);
-	/* an empty batch changes nothing and succeeds */
-	assert_int_equal(
-	    store_ingress_apply(f->db, &f->cx, "k1", raws, 0, items), CHAT_OK);
-}
-
-static void test_reopen(void **state)
-{
-	struct fx *f = *state;
-	const char *m[] = {"bob"};
-	uint64_t ch = mkgroup(f, f->alice, "keep", m, 1);
-	store_ingress_raw raws[3];
-	store_ingest_item items[3];
-	Chat__HistoryPage *p = NULL;
-	Chat__UserRecord *u = NULL;
-	Chat__ReadReceipt *r = NULL;
-	int64_t o = 0;
-	int moved;
-
-	raws[0] = rec(f, 1, 0, ch, f->alice, "a", "kept 1");
-	raws[1] = rec(f, 1, 1, ch, f->bob, "b", "kept 2");
-	apply(f, "log", raws, 2, items);
-	assert_int_equal(store_db_mark_read(f->db, &f->cx, f->bob, ch, 0, &r,
-	                                    &moved),
-	                 CHAT_OK);
-
-	store_db_close(f->db);
-	f->db = NULL;
-	assert_int_equal(fx_open(f), 0);
-
-	assert_int_equal(store_db_get_user(f->db, &f->cx, "carol", 0, &u),
-	                 CHAT_OK);
-	assert_int_equal(u->id, f->carol);
-	assert_int_equal(store_db_history(f->db, &f->cx, f->bob, ch, 0, 0, 0,
-	                                  &p),
-	                 CHAT_OK);
-	check_page(p, 1, 2, 0);
-	assert_string_equal(p->messages[1]->body, "kept 2");
-	assert_int_equal(info(f, f->bob, ch)->read_seq, 2);
-	assert_int_equal(info(f, f->alice, ch)->read_seq, 1);
-	assert_int_equal(store_db_load_offset(f->db, &f->cx, "log",
-	                                      "chat.ingress", 1, &o),
-	                 CHAT_OK);
-	assert_int_equal(o, 2);
-	/* sequencing continues; dedupe remembers across the reopen */
-	raws[0] = rec(f, 1, 2, ch, f->alice, "a", "again");
-	raws[1] = rec(f, 1, 3, ch, f->alice, "c", "kept 3");
-	apply(f, "log", raws, 2, items);
-	assert_int_equal(items[0].outcome, STORE_INGEST_DUP);
-	assert_int_equal(items[1].seq, 3);
-	/* a new user gets a fresh id */
-	assert_true(mkuser(f, "erin") > f->dave);
-}
+static const store_engine sqlite_engine = {
+    .name = "sqlite",
+    .create = sq_create,
+    .open = sq_open,
+    .destroy = sq_destroy,
+};
 
 static void test_open_errors(void **state)
 {
@@ -842,34 +78,45 @@ static void test_open_errors(void **state)
 	assert_int_equal(store_db_open(":memory:", &db, err, sizeof err), -1);
 	assert_null(db);
 	assert_int_equal(store_db_open("", &db, err, sizeof err), -1);
-	assert_int_equal(
-	    store_db_open("postgres://x/y", &db, err, sizeof err), -1);
 	assert_int_equal(store_db_open("/nonexistent-dir/x/store.db", &db, err,
 	                               sizeof err),
 	                 -1);
 	assert_non_null(strstr(err, "cannot open"));
+	/* a PostgreSQL URL goes to that engine: nothing listens here */
+	assert_int_equal(store_db_open("postgres://chat@127.0.0.1:1/x", &db,
+	                               err, sizeof err),
+	                 -1);
+	assert_null(db);
+	assert_non_null(strstr(err, "database unavailable"));
+}
+
+static void test_url_redact(void **state)
+{
+	char out[128];
+	(void)state;
+	store_db_url_redact("postgresql://chat:s3cret@127.0.0.1:5432/chat",
+	                    out, sizeof out);
+	assert_string_equal(out, "postgresql://chat:***@127.0.0.1:5432/chat");
+	store_db_url_redact("postgres://chat@h/db?password=x&sslmode=off", out,
+	                    sizeof out);
+	assert_string_equal(out,
+	                    "postgres://chat@h/db?password=***&sslmode=off");
+	store_db_url_redact("postgres://h:5432/db", out, sizeof out);
+	assert_string_equal(out, "postgres://h:5432/db");
+	store_db_url_redact("/var/lib/chat/store.db", out, sizeof out);
+	assert_string_equal(out, "/var/lib/chat/store.db");
+	store_db_url_redact("postgres://u:p@h/d", out, 12);
+	assert_string_equal(out, "postgres://");
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_users, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_create_channel, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_dm, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_join_leave, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_sequencing, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_dedupe, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_history_clamp, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_mark_read, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_members_peers, setup,
-	                                    teardown),
-	    cmocka_unit_test_setup_teardown(test_offsets, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	const struct CMUnitTest extra[] = {
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_url_redact),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	chat_log_set_level(getenv("STORE_TEST_LOG") ? "debug" : "error");
+	store_scen_engine = &sqlite_engine;
+	return store_scenarios_run("store_db_sqlite", extra,
+	                           sizeof extra / sizeof extra[0]);
 }

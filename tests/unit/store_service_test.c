@@ -1,8 +1,8 @@
 /* The store service end to end on librdkafka's mock cluster: RPCs over
  * inproc://, IngressRecords produced to chat.ingress (with a duplicate,
  * and a first batch whose commit fails and must be read again), Events
- * consumed from chat.fanout (contiguous seqs, the duplicate not fanned
- * out, member and read events), then a restart that resumes from the
+ * consumed from chat.fanout (contiguous seqs, the duplicate fanned out
+ * again only as its stored first copy, member and read events), then a restart that resumes from the
  * offsets kept in the database. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +49,7 @@ struct t {
 	rd_kafka_t *fan;
 	chat_arena *a;
 	struct seen_msg msgs[MAX_SEEN];
+	size_t n_resent; /* message events repeating a seen seq */
 	size_t n_msgs;
 	struct seen_member members[MAX_SEEN];
 	size_t n_members;
@@ -103,6 +104,14 @@ static int call(const char *method, const ProtobufCMessage *in, void *out,
 	                       reason ? reason : r, 256);
 }
 
+static struct seen_msg *find_msg(uint64_t channel, uint64_t seq)
+{
+	for (size_t i = 0; i < T.n_msgs; i++)
+		if (T.msgs[i].channel == channel && T.msgs[i].seq == seq)
+			return &T.msgs[i];
+	return NULL;
+}
+
 /* Read chat.fanout for up to ms, recording every Event. */
 static void pump(int ms)
 {
@@ -122,6 +131,18 @@ static void pump(int ms)
 		assert_int_equal(chat_get_be64(m->key), e->channel_id);
 		T.n_events++;
 		if (e->kind_case == CHAT__EVENT__KIND_MESSAGE) {
+			struct seen_msg *old = find_msg(e->message->channel_id,
+			                                 e->message->seq);
+			if (old) {
+				/* a retried duplicate: the first copy again */
+				assert_string_equal(old->cmid,
+				                    e->message->client_msg_id);
+				assert_string_equal(old->body, e->message->body);
+				T.n_resent++;
+				chat__event__free_unpacked(e, NULL);
+				rd_kafka_message_destroy(m);
+				continue;
+			}
 			struct seen_msg *s = &T.msgs[T.n_msgs++];
 			assert_true(T.n_msgs < MAX_SEEN);
 			s->channel = e->message->channel_id;
@@ -345,6 +366,8 @@ static void test_service(void **state)
 	assert_int_equal(health_counter("batch_failures"), 1);
 	assert_int_equal(health_counter("duplicates"), 1);
 	assert_int_equal(health_counter("rejected"), 1);
+	/* the duplicate was fanned out again as its stored first copy */
+	assert_int_equal(T.n_resent, 1);
 	assert_int_equal(health_counter("stored"), 13);
 
 	/* history through RPC */
@@ -440,6 +463,7 @@ static void test_service(void **state)
 	pump(300);
 	check_contiguous(general, 1, 12);
 	assert_int_equal(health_counter("duplicates"), 1); /* only g5 */
+	assert_int_equal(T.n_resent, 2); /* g5's first copy again */
 	assert_int_equal(health_counter("stored"), 2);
 	assert_int_equal(health_counter("batch_failures"), 0);
 }
