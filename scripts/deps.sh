@@ -1,20 +1,32 @@
 #!/bin/sh
 # Install the Debian packages the project needs, only those missing.
-# Usage: scripts/deps.sh [build|test|all]   (default: build)
-#   build: compilers and libraries to build chatd and chat-tui
-#   test:  build + tmux and clang (libFuzzer, sanitizers) for the test suite
+# Usage: scripts/deps.sh [build|fleet|test|all]   (default: build)
+#   build: compilers and libraries to build every program (the quick start)
+#   fleet: build + the servers of the local fleet (compose/fleet.sh): Redis,
+#          ZooKeeper's jars, PostgreSQL 15, Java 17 and Maven (Kafka 3.9 is
+#          fetched from Maven Central by compose/kafka.sh), kcat
+#   test:  fleet + tmux, clang (libFuzzer, sanitizers) and docker-compose
+#          (validates compose/docker-compose.yml): everything the test suite
+#          needs on a fresh Debian 12
+#   all:   the same as test
 set -eu
 
 what=${1:-build}
 build_pkgs="build-essential cmake pkg-config protobuf-c-compiler
  libprotobuf-c-dev libnng-dev libwebsockets-dev librdkafka-dev libjwt-dev
- libncurses-dev libsqlite3-dev libsodium-dev libssl-dev libcmocka-dev"
-test_pkgs="tmux clang libclang-rt-14-dev"
+ libncurses-dev libsqlite3-dev libsodium-dev libssl-dev libcmocka-dev
+ libhiredis-dev libzookeeper-mt-dev libpq-dev"
+# ZooKeeper runs from libzookeeper-java's jars on the headless JRE: the
+# `zookeeper` package would add a full desktop JRE and a system service.
+fleet_pkgs="redis-server redis-tools libzookeeper-java postgresql kcat maven
+ openjdk-17-jre-headless"
+test_pkgs="tmux clang libclang-rt-14-dev docker-compose"
 
 case "$what" in
 build) pkgs=$build_pkgs ;;
-test | all) pkgs="$build_pkgs $test_pkgs" ;;
-*) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+fleet) pkgs="$build_pkgs $fleet_pkgs" ;;
+test | all) pkgs="$build_pkgs $fleet_pkgs $test_pkgs" ;;
+*) echo "usage: $0 [build|fleet|test|all]" >&2; exit 2 ;;
 esac
 
 missing=""
