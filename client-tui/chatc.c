@@ -690,7 +690,9 @@ static void send_resume(chatc *c)
 	f.resume = &r;
 	c->resume_req = request(c, &f, &rq);
 	if (c->resume_req) {
-		c->resuming = 1;
+		/* After a reconnect, new sends wait for the replay and the
+		 * resent ones; the first session has nothing to wait for. */
+		c->resuming = c->had_session;
 		dlog(c, "resume channels=%zu", c->n_chans);
 	}
 done:
