@@ -77,16 +77,40 @@ void chat_rpc_server_free(chat_rpc_server *s);
 
 typedef struct chat_rpc_client chat_rpc_client;
 
+/* After a URL is added, calls of a client in set mode wait this long at
+ * most for a first connection before failing with UNAVAILABLE. */
+#define CHAT_RPC_CONNECT_GRACE_MS 1000
+
 /* A client of the server at url. Dialing is asynchronous and retried, so
- * the server may start later. NULL with a reason in err on a bad url. */
+ * the server may start later: a call waits for a connection until its
+ * timeout. url NULL or "" makes a client in set mode with no URL (see
+ * chat_rpc_client_set_urls). NULL with a reason in err on a bad url. */
 chat_rpc_client *chat_rpc_client_new(const char *url, char *err,
                                      size_t errlen);
+
+/* Make the client's URL set equal to urls[0..n) (duplicates ignored):
+ * dial the new ones, close the dialers of the removed ones (their calls
+ * in flight move to another connection, or fail by their deadline). nng
+ * REQ spreads calls over the connected servers. From the first call on,
+ * the client is in set mode: a call fails with UNAVAILABLE at once when
+ * the set is empty, and when no server of the set is connected (after
+ * waiting up to CHAT_RPC_CONNECT_GRACE_MS, within its timeout, when a URL
+ * was just added). Thread-safe, also against calls in progress. Returns
+ * 0, or -1 when some URL could not be dialed (it is left out; the others
+ * are applied). */
+int chat_rpc_client_set_urls(chat_rpc_client *c, const char *const *urls,
+                             size_t n);
+
+/* How many URLs the client holds and how many connections are up. */
+void chat_rpc_client_state(chat_rpc_client *c, size_t *n_urls,
+                           size_t *n_connected);
 
 /* Call d's method with input in; on CHAT_OK *out is the unpacked output,
  * allocated in arena. Blocks for at most timeout_ms. On failure the reason
  * is in reason (may be NULL). Thread-safe. Returns a chat_status:
- * UNAVAILABLE when no server answered the send, DEADLINE_EXCEEDED on
- * timeout, or the status the handler returned. */
+ * UNAVAILABLE when no server answered the send (in set mode also at once
+ * when no server of the set is connected), DEADLINE_EXCEEDED on timeout,
+ * or the status the handler returned. */
 int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
                     const char *method, const ProtobufCMessage *in,
                     chat_arena *arena, ProtobufCMessage **out, int timeout_ms,

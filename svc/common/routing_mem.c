@@ -32,6 +32,20 @@ static int slot(struct mem *m, const char *edge_id)
 	return -1;
 }
 
+static void clear_bit(chat_u64map *map, int s)
+{
+	size_t it = 0;
+	uint64_t k;
+	void *v;
+	while (chat_u64map_next(map, &it, &k, &v)) {
+		uintptr_t bits = (uintptr_t)v & ~((uintptr_t)1 << s);
+		if (bits)
+			chat_u64map_put(map, k, (void *)bits);
+		else
+			chat_u64map_del(map, k);
+	}
+}
+
 static int edge_register(chat_routing *r, const char *edge_id, const char *url)
 {
 	struct mem *m = (struct mem *)r;
@@ -49,20 +63,6 @@ static int edge_register(chat_routing *r, const char *edge_id, const char *url)
 	}
 	pthread_mutex_unlock(&m->mu);
 	return rv;
-}
-
-static void clear_bit(chat_u64map *map, int s)
-{
-	size_t it = 0;
-	uint64_t k;
-	void *v;
-	while (chat_u64map_next(map, &it, &k, &v)) {
-		uintptr_t bits = (uintptr_t)v & ~((uintptr_t)1 << s);
-		if (bits)
-			chat_u64map_put(map, k, (void *)bits);
-		else
-			chat_u64map_del(map, k);
-	}
 }
 
 static int edge_unregister(chat_routing *r, const char *edge_id)
@@ -151,6 +151,25 @@ static int edge_url(chat_routing *r, const char *edge_id, char *url,
 	return s >= 0 ? 0 : -1;
 }
 
+static int mem_heartbeat(chat_routing *r, const char *edge_id)
+{
+	(void)r;
+	(void)edge_id;
+	return 0;
+}
+
+static int mem_apply(chat_routing *r, const char *edge_id,
+                     const chat_route_op *ops, size_t n)
+{
+	struct mem *m = (struct mem *)r;
+	int rv = 0;
+	for (size_t i = 0; i < n; i++)
+		if (change(m, ops[i].is_user ? &m->users : &m->channels,
+		           ops[i].key, edge_id, ops[i].add) != 0)
+			rv = -1;
+	return rv;
+}
+
 static void mem_free(chat_routing *r)
 {
 	struct mem *m = (struct mem *)r;
@@ -162,7 +181,7 @@ static void mem_free(chat_routing *r)
 
 static const chat_routing_ops mem_ops = {
 	edge_register, edge_unregister, channel_add, channel_del, user_add,
-	user_del, lookup, edge_url, mem_free,
+	user_del, lookup, edge_url, mem_free, mem_heartbeat, mem_apply,
 };
 
 chat_routing *chat_routing_mem_new(void)

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "chat_log.h"
 #include "chat_util.h"
@@ -30,6 +32,7 @@ struct worker {
 	nng_aio *aio;
 	chat_arena *arena;
 	int running;
+	atomic_int done; /* the thread left its loop */
 };
 
 struct chat_rpc_server {
@@ -44,6 +47,7 @@ struct chat_rpc_server {
 	void *health_arg;
 	int64_t started_ms;
 	atomic_uint_fast64_t calls, errors;
+	atomic_int closing;
 };
 
 int chat_rpc_fail(chat_rpc_call *call, int status, const char *fmt, ...)
@@ -218,10 +222,12 @@ static void *server_thread(void *arg)
 		size_t replen = 0;
 		int rv;
 
+		if (atomic_load(&s->closing))
+			break;
 		nng_ctx_recv(ctx, aio);
 		nng_aio_wait(aio);
 		rv = nng_aio_result(aio);
-		if (rv == NNG_ECLOSED)
+		if (rv == NNG_ECLOSED || (rv != 0 && atomic_load(&s->closing)))
 			break;
 		if (rv != 0)
 			continue;
@@ -240,6 +246,7 @@ static void *server_thread(void *arg)
 			nng_msg_free(msg);
 		chat_arena_reset(a);
 	}
+	atomic_store(&w->done, 1);
 	return NULL;
 }
 
@@ -278,11 +285,32 @@ void chat_rpc_server_free(chat_rpc_server *s)
 {
 	if (!s)
 		return;
+	/* Stop the handler threads before closing the socket: with nng
+	 * 1.5.2, nng_close racing a thread inside nng_ctx_send can free the
+	 * context under it (a "pthread_mutex_lock: Invalid argument" panic).
+	 * Each thread leaves its loop once its pending receive or send is
+	 * cancelled (or before its next receive); cancel until all are out.
+	 * (nng_aio_stop instead can hang the later nng_close.) */
+	atomic_store(&s->closing, 1);
+	for (;;) {
+		int left = 0;
+		for (int i = 0; s->workers && i < s->nthreads; i++) {
+			struct worker *w = &s->workers[i];
+			if (w->running && !atomic_load(&w->done)) {
+				nng_aio_cancel(w->aio);
+				left++;
+			}
+		}
+		if (!left)
+			break;
+		usleep(2000);
+	}
+	for (int i = 0; s->workers && i < s->nthreads; i++)
+		if (s->workers[i].running)
+			pthread_join(s->workers[i].thread, NULL);
 	nng_close(s->sock);
 	for (int i = 0; s->workers && i < s->nthreads; i++) {
 		struct worker *w = &s->workers[i];
-		if (w->running)
-			pthread_join(w->thread, NULL);
 		nng_aio_free(w->aio);
 		chat_arena_free(w->arena);
 	}
@@ -290,18 +318,100 @@ void chat_rpc_server_free(chat_rpc_server *s)
 	free(s);
 }
 
+struct dial {
+	char url[256];
+	nng_dialer dialer;
+};
+
+/* A client is either in single mode (made with one url, never given a set:
+ * calls wait for a connection until their timeout, as always) or in set
+ * mode (see chat_rpc_client_set_urls). */
 struct chat_rpc_client {
 	nng_socket sock;
+	int sock_id;
 	atomic_uint_fast64_t next_id;
-	char url[256];
+	chat_rpc_client *reg_next; /* in the pipe-event registry */
+
+	pthread_mutex_t set_mu; /* serialises set_urls */
+	pthread_mutex_t mu;     /* what follows */
+	pthread_cond_t cv;      /* a pipe came up */
+	char url[256];          /* for messages: the url, or a summary */
+	struct dial *dials;
+	size_t n_dials;
+	int multi;
+	int64_t grace_until_ms; /* mono: calls wait for a first pipe */
+	uint32_t *pipes;        /* ids of the connected pipes */
+	size_t n_pipes, cap_pipes;
 };
+
+/* Pipe events arrive on nng threads, possibly while a client is being
+ * freed: the callback finds its client through this registry, and a client
+ * leaves it before it is freed. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static chat_rpc_client *registry;
+
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	int sid = nng_socket_id(nng_pipe_socket(p));
+	uint32_t pid = (uint32_t)nng_pipe_id(p);
+	chat_rpc_client *c;
+	(void)arg;
+	pthread_mutex_lock(&registry_mu);
+	for (c = registry; c && c->sock_id != sid; c = c->reg_next)
+		;
+	if (c) {
+		size_t i;
+		pthread_mutex_lock(&c->mu);
+		for (i = 0; i < c->n_pipes && c->pipes[i] != pid; i++)
+			;
+		if (ev == NNG_PIPE_EV_ADD_POST && i == c->n_pipes) {
+			if (c->n_pipes == c->cap_pipes) {
+				size_t cap =
+				    c->cap_pipes ? 2 * c->cap_pipes : 4;
+				uint32_t *np = realloc(c->pipes,
+				                       cap * sizeof *np);
+				if (np) {
+					c->pipes = np;
+					c->cap_pipes = cap;
+				}
+			}
+			/* Without memory the pipe goes uncounted: calls
+			 * may then fail early, never hang. */
+			if (c->n_pipes < c->cap_pipes)
+				c->pipes[c->n_pipes++] = pid;
+			pthread_cond_broadcast(&c->cv);
+		} else if (ev == NNG_PIPE_EV_REM_POST && i < c->n_pipes) {
+			c->pipes[i] = c->pipes[--c->n_pipes];
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_unlock(&registry_mu);
+}
+
+/* The url summary for messages (under mu). */
+static void describe_locked(chat_rpc_client *c)
+{
+	if (c->n_dials == 0)
+		snprintf(c->url, sizeof c->url, "(no url)");
+	else if (c->n_dials == 1)
+		chat_strlcpy(c->url, c->dials[0].url, sizeof c->url);
+	else
+		snprintf(c->url, sizeof c->url, "%.200s (+%zu)",
+		         c->dials[0].url, c->n_dials - 1);
+}
 
 chat_rpc_client *chat_rpc_client_new(const char *url, char *err, size_t errlen)
 {
 	chat_rpc_client *c = calloc(1, sizeof *c);
+	pthread_condattr_t ca;
 	int rv;
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (url && strlen(url) >= sizeof c->url) {
+		snprintf(err, errlen, "url too long");
+		free(c);
 		return NULL;
 	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
@@ -309,21 +419,154 @@ chat_rpc_client *chat_rpc_client_new(const char *url, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
+	pthread_mutex_init(&c->set_mu, NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->sock_id = nng_socket_id(c->sock);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, CHAT_RPC_MAX_MSG);
 	/* Never resend on our own: a resent non-idempotent call could run
 	 * twice. Callers have deadlines and retry with request ids. */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		snprintf(err, errlen, "cannot dial %s: %s", url, nng_strerror(rv));
-		nng_close(c->sock);
-		free(c);
+	pthread_mutex_lock(&registry_mu);
+	c->reg_next = registry;
+	registry = c;
+	pthread_mutex_unlock(&registry_mu);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, NULL);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, NULL);
+	atomic_init(&c->next_id, chat_random_u64() >> 16);
+	if (!url || !url[0]) {
+		c->multi = 1;
+		describe_locked(c);
+		return c;
+	}
+	if (!(c->dials = calloc(1, sizeof *c->dials))) {
+		snprintf(err, errlen, "out of memory");
+		chat_rpc_client_free(c);
 		return NULL;
 	}
-	chat_strlcpy(c->url, url, sizeof c->url);
-	atomic_init(&c->next_id, chat_random_u64() >> 16);
+	if ((rv = nng_dial(c->sock, url, &c->dials[0].dialer,
+	                   NNG_FLAG_NONBLOCK)) != 0) {
+		snprintf(err, errlen, "cannot dial %s: %s", url, nng_strerror(rv));
+		chat_rpc_client_free(c);
+		return NULL;
+	}
+	chat_strlcpy(c->dials[0].url, url, sizeof c->dials[0].url);
+	c->n_dials = 1;
+	describe_locked(c);
 	return c;
+}
+
+static int in_list(const char *url, const char *const *urls, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (urls[i] && strcmp(urls[i], url) == 0)
+			return 1;
+	return 0;
+}
+
+int chat_rpc_client_set_urls(chat_rpc_client *c, const char *const *urls,
+                             size_t n)
+{
+	struct dial *keep;
+	size_t nk = 0, i;
+	int rv = 0, added = 0;
+
+	pthread_mutex_lock(&c->set_mu);
+	keep = calloc(c->n_dials + n + 1, sizeof *keep);
+	if (!keep) {
+		pthread_mutex_unlock(&c->set_mu);
+		return -1;
+	}
+	/* The dial list changes only here, under set_mu: read it freely,
+	 * and call nng (which may run pipe callbacks) without mu. */
+	for (i = 0; i < c->n_dials; i++) {
+		if (in_list(c->dials[i].url, urls, n))
+			keep[nk++] = c->dials[i];
+		else
+			nng_dialer_close(c->dials[i].dialer);
+	}
+	for (i = 0; i < n; i++) {
+		int have = 0, e;
+		if (!urls[i] || !urls[i][0])
+			continue;
+		for (size_t k = 0; k < nk && !have; k++)
+			have = strcmp(keep[k].url, urls[i]) == 0;
+		if (have)
+			continue;
+		if (strlen(urls[i]) >= sizeof keep[nk].url) {
+			rv = -1;
+			continue;
+		}
+		e = nng_dial(c->sock, urls[i], &keep[nk].dialer,
+		             NNG_FLAG_NONBLOCK);
+		if (e != 0) {
+			chat_warn("rpc", "dial_failed", "url=%s reason=\"%s\"",
+			          urls[i], nng_strerror(e));
+			rv = -1;
+			continue;
+		}
+		chat_strlcpy(keep[nk].url, urls[i], sizeof keep[nk].url);
+		nk++;
+		added++;
+	}
+	pthread_mutex_lock(&c->mu);
+	free(c->dials);
+	c->dials = keep;
+	c->n_dials = nk;
+	c->multi = 1;
+	if (added)
+		c->grace_until_ms = chat_mono_ms() + CHAT_RPC_CONNECT_GRACE_MS;
+	describe_locked(c);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->set_mu);
+	return rv;
+}
+
+void chat_rpc_client_state(chat_rpc_client *c, size_t *n_urls,
+                           size_t *n_connected)
+{
+	pthread_mutex_lock(&c->mu);
+	if (n_urls)
+		*n_urls = c->n_dials;
+	if (n_connected)
+		*n_connected = c->n_pipes;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Set mode: wait (within deadline, and the grace after a URL was added)
+ * for a connection. Returns 0 when one is up, or -1; copies the url
+ * summary into desc either way. */
+static int await_pipe(chat_rpc_client *c, int64_t deadline_ms, char *desc,
+                      size_t desclen, int *no_urls)
+{
+	int rv = 0;
+	pthread_mutex_lock(&c->mu);
+	*no_urls = c->multi && c->n_dials == 0;
+	while (c->multi && c->n_dials && !c->n_pipes) {
+		int64_t now = chat_mono_ms();
+		int64_t until = c->grace_until_ms;
+		struct timespec ts;
+		if (deadline_ms && deadline_ms < until)
+			until = deadline_ms;
+		if (now >= until) {
+			rv = -1;
+			break;
+		}
+		ts.tv_sec = (time_t)(until / 1000);
+		ts.tv_nsec = (long)(until % 1000) * 1000000L;
+		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+	}
+	if (*no_urls)
+		rv = -1;
+	chat_strlcpy(desc, c->url, desclen);
+	pthread_mutex_unlock(&c->mu);
+	return rv;
 }
 
 static int set_reason(char *reason, size_t len, int st, const char *fmt, ...)
@@ -353,7 +596,9 @@ int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
 	nng_msg *msg = NULL;
 	size_t blen = 0, elen;
 	uint8_t *body = NULL, *env = NULL;
-	int rv, st;
+	char desc[256];
+	int64_t t0 = chat_mono_ms();
+	int rv, st, no_urls = 0;
 
 	if (reason && reasonlen)
 		reason[0] = '\0';
@@ -361,6 +606,16 @@ int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
 	if (!m || in->descriptor != m->input)
 		return set_reason(reason, reasonlen, CHAT_INTERNAL,
 		                  "bad call to %s.%s", d->name, method);
+	if (await_pipe(c, timeout_ms > 0 ? t0 + timeout_ms : 0, desc,
+	               sizeof desc, &no_urls) != 0)
+		return set_reason(reason, reasonlen, CHAT_UNAVAILABLE,
+		                  no_urls ? "%s.%s: no server to call (%s)"
+		                          : "%s.%s: none of %s is connected",
+		                  d->name, method, desc);
+	if (timeout_ms > 0) { /* what the wait left */
+		int64_t left = t0 + timeout_ms - chat_mono_ms();
+		timeout_ms = left < 1 ? 1 : (int)left;
+	}
 	blen = protobuf_c_message_get_packed_size(in);
 	body = malloc(blen ? blen : 1);
 	if (!body)
@@ -386,7 +641,7 @@ int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
 	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
 		nng_msg_free(msg);
 		return set_reason(reason, reasonlen, CHAT_UNAVAILABLE,
-		                  "%s: %s", c->url, nng_strerror(rv));
+		                  "%s: %s", desc, nng_strerror(rv));
 	}
 	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
 		nng_msg_free(msg);
@@ -401,8 +656,8 @@ int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
 	if ((rv = nng_aio_result(aio)) != 0) {
 		nng_msg_free(msg);
 		st = set_reason(reason, reasonlen, CHAT_UNAVAILABLE,
-		                "%s.%s to %s not sent: %s", d->name, method, c->url,
-		                nng_strerror(rv));
+		                "%s.%s to %s not sent: %s", d->name, method,
+		                desc, nng_strerror(rv));
 		goto done;
 	}
 	nng_ctx_recv(ctx, aio);
@@ -411,7 +666,7 @@ int chat_rpc_invoke(chat_rpc_client *c, const ProtobufCServiceDescriptor *d,
 		st = set_reason(reason, reasonlen,
 		                rv == NNG_ETIMEDOUT ? CHAT_DEADLINE_EXCEEDED
 		                                    : CHAT_UNAVAILABLE,
-		                "%s.%s to %s: %s", d->name, method, c->url,
+		                "%s.%s to %s: %s", d->name, method, desc,
 		                nng_strerror(rv));
 		goto done;
 	}
@@ -441,8 +696,21 @@ done:
 
 void chat_rpc_client_free(chat_rpc_client *c)
 {
+	chat_rpc_client **pp;
 	if (!c)
 		return;
+	/* Out of the registry first: no pipe event touches c after this. */
+	pthread_mutex_lock(&registry_mu);
+	for (pp = &registry; *pp && *pp != c; pp = &(*pp)->reg_next)
+		;
+	if (*pp)
+		*pp = c->reg_next;
+	pthread_mutex_unlock(&registry_mu);
 	nng_close(c->sock);
+	free(c->dials);
+	free(c->pipes);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->set_mu);
 	free(c);
 }

@@ -1,7 +1,10 @@
-/* The presence service (see presence.h): in-memory state under one mutex,
- * the chat.Presence RPCs, and the publishing of visible changes through
- * the dispatcher on a single worker thread (so a user's changes leave in
- * the order they happened, and no RPC reply waits for them). */
+/* The presence service (see presence.h): the chat.Presence RPCs over a
+ * state backend (pres_backend.h: memory or Redis), the sweep of dead
+ * edges (Redis), and the publishing of visible changes through the
+ * dispatcher on a single worker thread (so a user's changes leave in the
+ * order they happened, and no RPC reply waits for them). Backend calls
+ * and the queueing of their changes happen under one lock, for that
+ * order. */
 #include "presence.h"
 
 #include <pthread.h>
@@ -9,47 +12,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "chat_arena.h"
 #include "chat_log.h"
-#include "chat_map.h"
-#include "chat_routing.h"
 #include "chat_rpc.h"
 #include "chat_util.h"
 #include "chat_workers.h"
 #include "dispatcher.pb-c.h"
+#include "pres_backend.h"
 #include "presence.pb-c.h"
 #include "rpc.pb-c.h"
 #include "store.pb-c.h"
 
 #define SVC "presence"
-#define NAME_MAX_LEN 64
 #define PUBLISH_BACKLOG_MAX 100000 /* past this, changes go unpublished */
-
-struct psess {
-	uint64_t id;
-	char edge[CHAT_EDGE_ID_MAX];
-};
-
-struct puser {
-	char name[NAME_MAX_LEN];
-	Chat__Status chosen;  /* sticky while the process lives */
-	int64_t last_down_ms; /* the last SessionDown; 0 = never */
-	struct psess *sess;
-	size_t n, cap;
-};
+#define QUERY_MAX 10000            /* users per Query */
 
 struct pres {
-	pthread_mutex_t mu;
-	chat_u64map users; /* user id -> struct puser */
-	size_t n_sessions;
+	pthread_mutex_t mu; /* backend calls and publish order */
+	pres_backend *be;
 
 	chat_rpc_server *srv;
 	chat_rpc_client *store, *disp;
+	chat_disc *disc;
 	chat_workers *pub;
 	int rpc_timeout_ms;
 	atomic_int stopping;
 	atomic_llong publishes, publish_failed, publish_skipped;
+	atomic_llong swept_offline, backend_errors;
+
+	/* The sweep thread (Redis). */
+	pthread_t sweeper;
+	int sweeping, sweep_ms, sweep_stop;
+	pthread_mutex_t sweep_mu;
+	pthread_cond_t sweep_cv;
 };
 
 /* One visible change on its way to the dispatcher. */
@@ -57,22 +55,10 @@ struct pub_job {
 	chat_job job;
 	pres *p;
 	uint64_t user_id;
-	char name[NAME_MAX_LEN];
+	char name[PRES_NAME_MAX];
 	Chat__Status status;
 	int64_t last_seen_ms;
 };
-
-static Chat__Status visible(const struct puser *u)
-{
-	return u && u->n ? u->chosen : CHAT__STATUS__STATUS_OFFLINE;
-}
-
-static int64_t last_seen(const struct puser *u, int64_t now)
-{
-	if (visible(u) != CHAT__STATUS__STATUS_OFFLINE)
-		return now;
-	return u ? u->last_down_ms : 0;
-}
 
 /* ---- publishing -------------------------------------------------------- */
 
@@ -141,10 +127,9 @@ out:
 	free(j);
 }
 
-/* Queue the publication of u's visible state. Called with the lock held,
- * so that changes are queued in the order they were made. */
-static void publish_locked(pres *p, uint64_t user_id, const struct puser *u,
-                           int64_t now)
+/* Queue the publication of a user's view. Called with the lock held, so
+ * that changes are queued in the order they were made. */
+static void publish_locked(pres *p, uint64_t user_id, const pres_view *v)
 {
 	struct pub_job *j;
 	if (chat_workers_backlog(p->pub) >= PUBLISH_BACKLOG_MAX ||
@@ -155,38 +140,16 @@ static void publish_locked(pres *p, uint64_t user_id, const struct puser *u,
 	j->job.run = pub_run;
 	j->p = p;
 	j->user_id = user_id;
-	memcpy(j->name, u->name, sizeof j->name);
-	j->status = visible(u);
-	j->last_seen_ms = last_seen(u, now);
+	memcpy(j->name, v->name, sizeof j->name);
+	j->status = v->status;
+	j->last_seen_ms = v->last_seen_ms;
 	if (chat_workers_submit(p->pub, &j->job) != 0) {
 		atomic_fetch_add(&p->publish_skipped, 1);
 		free(j);
 	}
 }
 
-/* ---- state ------------------------------------------------------------- */
-
-static struct puser *user_get(pres *p, uint64_t id, int create)
-{
-	struct puser *u = chat_u64map_get(&p->users, id);
-	if (u || !create)
-		return u;
-	u = calloc(1, sizeof *u);
-	if (!u)
-		return NULL;
-	u->chosen = CHAT__STATUS__STATUS_ONLINE;
-	if (chat_u64map_put(&p->users, id, u) != 0) {
-		free(u);
-		return NULL;
-	}
-	return u;
-}
-
-static void user_set_name(struct puser *u, const char *name)
-{
-	if (name && name[0])
-		chat_strlcpy(u->name, name, sizeof u->name);
-}
+/* ---- RPC handlers ------------------------------------------------------ */
 
 static int valid_user_id(uint64_t id)
 {
@@ -194,63 +157,50 @@ static int valid_user_id(uint64_t id)
 }
 
 static void fill(chat_rpc_call *call, Chat__PresenceUpdate *out, uint64_t id,
-                 const struct puser *u, int64_t now)
+                 const pres_view *v)
 {
 	out->user_id = id;
-	out->user_name = chat_arena_strdup(call->arena, u ? u->name : "");
-	out->status = visible(u);
-	out->last_seen_ms = last_seen(u, now);
+	out->user_name = chat_arena_strdup(call->arena, v->name);
+	out->status = v->status;
+	out->last_seen_ms = v->last_seen_ms;
 }
 
-/* ---- RPC handlers ------------------------------------------------------ */
+static int backend_failed(pres *p, chat_rpc_call *call, int st,
+                          const char *what)
+{
+	atomic_fetch_add(&p->backend_errors, 1);
+	switch (st) {
+	case CHAT_RESOURCE_EXHAUSTED:
+		return chat_rpc_fail(call, st, "out of memory");
+	case CHAT_INVALID_ARGUMENT:
+		return chat_rpc_fail(call, st, "%s: a valid edge_id is "
+		                               "required", what);
+	default:
+		return chat_rpc_fail(call, st, "%s: presence state "
+		                               "unavailable", what);
+	}
+}
 
 static int session_up(void *arg, chat_rpc_call *call)
 {
 	pres *p = arg;
 	const Chat__SessionReq *in = (const Chat__SessionReq *)call->in;
-	Chat__PresenceUpdate *out = (Chat__PresenceUpdate *)call->out;
-	struct puser *u;
-	Chat__Status before;
-	int64_t now = chat_now_ms();
-	size_t i;
+	pres_view v;
+	int st, changed = 0;
 
 	if (!valid_user_id(in->user_id) || !in->session_id)
 		return chat_rpc_fail(call, CHAT_INVALID_ARGUMENT,
 		                     "user_id and session_id are required");
 	pthread_mutex_lock(&p->mu);
-	u = user_get(p, in->user_id, 1);
-	if (!u) {
-		pthread_mutex_unlock(&p->mu);
-		return chat_rpc_fail(call, CHAT_RESOURCE_EXHAUSTED,
-		                     "out of memory");
-	}
-	user_set_name(u, in->user_name);
-	before = visible(u);
-	for (i = 0; i < u->n && u->sess[i].id != in->session_id; i++)
-		;
-	if (i == u->n) {
-		if (u->n == u->cap) {
-			size_t cap = u->cap ? 2 * u->cap : 2;
-			struct psess *s = realloc(u->sess, cap * sizeof *s);
-			if (!s) {
-				pthread_mutex_unlock(&p->mu);
-				return chat_rpc_fail(call,
-				                     CHAT_RESOURCE_EXHAUSTED,
-				                     "out of memory");
-			}
-			u->sess = s;
-			u->cap = cap;
-		}
-		u->sess[u->n].id = in->session_id;
-		chat_strlcpy(u->sess[u->n].edge, in->edge_id ? in->edge_id : "",
-		             sizeof u->sess[u->n].edge);
-		u->n++;
-		p->n_sessions++;
-	}
-	if (visible(u) != before)
-		publish_locked(p, in->user_id, u, now);
-	fill(call, out, in->user_id, u, now);
+	st = p->be->ops->session_up(p->be, in->user_id, in->user_name,
+	                            in->session_id, in->edge_id,
+	                            chat_now_ms(), &v, &changed);
+	if (st == CHAT_OK && changed)
+		publish_locked(p, in->user_id, &v);
 	pthread_mutex_unlock(&p->mu);
+	if (st != CHAT_OK)
+		return backend_failed(p, call, st, "SessionUp");
+	fill(call, (Chat__PresenceUpdate *)call->out, in->user_id, &v);
 	chat_debug(SVC, "session_up", "user_id=%llu session_id=%llu edge=%s",
 	           (unsigned long long)in->user_id,
 	           (unsigned long long)in->session_id, in->edge_id);
@@ -262,31 +212,22 @@ static int session_down(void *arg, chat_rpc_call *call)
 {
 	pres *p = arg;
 	const Chat__SessionReq *in = (const Chat__SessionReq *)call->in;
-	Chat__PresenceUpdate *out = (Chat__PresenceUpdate *)call->out;
-	struct puser *u;
-	int64_t now = chat_now_ms();
+	pres_view v;
+	int st, changed = 0;
 
 	if (!valid_user_id(in->user_id))
 		return chat_rpc_fail(call, CHAT_INVALID_ARGUMENT,
 		                     "user_id is required");
 	pthread_mutex_lock(&p->mu);
-	u = user_get(p, in->user_id, 0);
-	if (u) {
-		Chat__Status before = visible(u);
-		user_set_name(u, in->user_name);
-		for (size_t i = 0; i < u->n; i++) {
-			if (u->sess[i].id != in->session_id)
-				continue;
-			u->sess[i] = u->sess[--u->n];
-			p->n_sessions--;
-			u->last_down_ms = now;
-			break;
-		}
-		if (visible(u) != before)
-			publish_locked(p, in->user_id, u, now);
-	}
-	fill(call, out, in->user_id, u, now);
+	st = p->be->ops->session_down(p->be, in->user_id, in->user_name,
+	                              in->session_id, chat_now_ms(), &v,
+	                              &changed);
+	if (st == CHAT_OK && changed)
+		publish_locked(p, in->user_id, &v);
 	pthread_mutex_unlock(&p->mu);
+	if (st != CHAT_OK)
+		return backend_failed(p, call, st, "SessionDown");
+	fill(call, (Chat__PresenceUpdate *)call->out, in->user_id, &v);
 	chat_debug(SVC, "session_down", "user_id=%llu session_id=%llu",
 	           (unsigned long long)in->user_id,
 	           (unsigned long long)in->session_id);
@@ -297,10 +238,8 @@ static int set_status(void *arg, chat_rpc_call *call)
 {
 	pres *p = arg;
 	const Chat__PresenceSetReq *in = (const Chat__PresenceSetReq *)call->in;
-	Chat__PresenceUpdate *out = (Chat__PresenceUpdate *)call->out;
-	struct puser *u;
-	Chat__Status before;
-	int64_t now = chat_now_ms();
+	pres_view v;
+	int st, changed = 0;
 
 	if (!valid_user_id(in->user_id))
 		return chat_rpc_fail(call, CHAT_INVALID_ARGUMENT,
@@ -311,19 +250,14 @@ static int set_status(void *arg, chat_rpc_call *call)
 		return chat_rpc_fail(call, CHAT_INVALID_ARGUMENT,
 		                     "unknown status %d", (int)in->status);
 	pthread_mutex_lock(&p->mu);
-	u = user_get(p, in->user_id, 1);
-	if (!u) {
-		pthread_mutex_unlock(&p->mu);
-		return chat_rpc_fail(call, CHAT_RESOURCE_EXHAUSTED,
-		                     "out of memory");
-	}
-	user_set_name(u, in->user_name);
-	before = visible(u);
-	u->chosen = in->status;
-	if (visible(u) != before)
-		publish_locked(p, in->user_id, u, now);
-	fill(call, out, in->user_id, u, now);
+	st = p->be->ops->set_status(p->be, in->user_id, in->user_name,
+	                            in->status, chat_now_ms(), &v, &changed);
+	if (st == CHAT_OK && changed)
+		publish_locked(p, in->user_id, &v);
 	pthread_mutex_unlock(&p->mu);
+	if (st != CHAT_OK)
+		return backend_failed(p, call, st, "SetStatus");
+	fill(call, (Chat__PresenceUpdate *)call->out, in->user_id, &v);
 	return CHAT_OK;
 }
 
@@ -332,31 +266,36 @@ static int query(void *arg, chat_rpc_call *call)
 	pres *p = arg;
 	const Chat__PresenceQuery *in = (const Chat__PresenceQuery *)call->in;
 	Chat__PresenceList *out = (Chat__PresenceList *)call->out;
-	int64_t now = chat_now_ms();
+	pres_view *v;
+	int st;
 
 	if (!in->n_user_ids)
 		return CHAT_OK;
+	if (in->n_user_ids > QUERY_MAX)
+		return chat_rpc_fail(call, CHAT_INVALID_ARGUMENT,
+		                     "at most %d users per query", QUERY_MAX);
 	out->users = (Chat__PresenceUpdate **)chat_arena_ptrs(call->arena,
 	                                                      in->n_user_ids);
-	if (!out->users)
+	v = chat_arena_alloc(call->arena, in->n_user_ids * sizeof *v);
+	if (!out->users || !v)
 		return chat_rpc_fail(call, CHAT_RESOURCE_EXHAUSTED,
 		                     "out of memory");
 	pthread_mutex_lock(&p->mu);
+	st = p->be->ops->query(p->be, in->user_ids, in->n_user_ids,
+	                       chat_now_ms(), v);
+	pthread_mutex_unlock(&p->mu);
+	if (st != CHAT_OK)
+		return backend_failed(p, call, st, "Query");
 	for (size_t i = 0; i < in->n_user_ids; i++) {
-		uint64_t id = in->user_ids[i];
 		Chat__PresenceUpdate *u =
 		    (Chat__PresenceUpdate *)chat_arena_msg(
 		        call->arena, &chat__presence_update__descriptor);
-		if (!u) {
-			pthread_mutex_unlock(&p->mu);
+		if (!u)
 			return chat_rpc_fail(call, CHAT_RESOURCE_EXHAUSTED,
 			                     "out of memory");
-		}
-		fill(call, u, id, valid_user_id(id) ? user_get(p, id, 0) : NULL,
-		     now);
+		fill(call, u, in->user_ids[i], &v[i]);
 		out->users[out->n_users++] = u;
 	}
-	pthread_mutex_unlock(&p->mu);
 	return CHAT_OK;
 }
 
@@ -377,13 +316,12 @@ static Chat__Counter *counter(chat_arena *a, const char *name, int64_t v)
 static void health(void *arg, chat_arena *a, size_t *n, void ***out)
 {
 	pres *p = arg;
-	void **c = chat_arena_ptrs(a, 6);
-	int64_t users, sessions;
+	void **c = chat_arena_ptrs(a, 8);
+	int64_t users = -1, sessions = -1;
 	if (!c)
 		return;
 	pthread_mutex_lock(&p->mu);
-	users = (int64_t)p->users.len;
-	sessions = (int64_t)p->n_sessions;
+	p->be->ops->counters(p->be, &users, &sessions);
 	pthread_mutex_unlock(&p->mu);
 	c[0] = counter(a, "users", users);
 	c[1] = counter(a, "sessions", sessions);
@@ -392,14 +330,103 @@ static void health(void *arg, chat_arena *a, size_t *n, void ***out)
 	c[4] = counter(a, "publish_skipped", atomic_load(&p->publish_skipped));
 	c[5] = counter(a, "publish_backlog",
 	               (int64_t)chat_workers_backlog(p->pub));
-	for (int i = 0; i < 6; i++)
+	c[6] = counter(a, "swept_offline", atomic_load(&p->swept_offline));
+	c[7] = counter(a, "backend_errors", atomic_load(&p->backend_errors));
+	for (int i = 0; i < 8; i++)
 		if (!c[i])
 			return;
-	*n = 6;
+	*n = 8;
 	*out = c;
 }
 
+/* ---- the sweep (Redis) ------------------------------------------------- */
+
+static void swept(void *arg, uint64_t user_id, const pres_view *v)
+{
+	pres *p = arg;
+	atomic_fetch_add(&p->swept_offline, 1);
+	publish_locked(p, user_id, v);
+}
+
+static void *sweep_main(void *arg)
+{
+	pres *p = arg;
+	pthread_mutex_lock(&p->sweep_mu);
+	while (!p->sweep_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += p->sweep_ms / 1000;
+		ts.tv_nsec += (long)(p->sweep_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->sweep_cv, &p->sweep_mu, &ts);
+		if (p->sweep_stop)
+			break;
+		pthread_mutex_unlock(&p->sweep_mu);
+		pthread_mutex_lock(&p->mu);
+		if (p->be->ops->sweep(p->be, chat_now_ms(), swept, p) !=
+		    CHAT_OK)
+			atomic_fetch_add(&p->backend_errors, 1);
+		pthread_mutex_unlock(&p->mu);
+		pthread_mutex_lock(&p->sweep_mu);
+	}
+	pthread_mutex_unlock(&p->sweep_mu);
+	return NULL;
+}
+
 /* ---- start / stop ------------------------------------------------------ */
+
+/* A client of url, or, with discovery and no url, of every instance of
+ * service. */
+static chat_rpc_client *client(pres *p, const char *url, const char *service,
+                               char *err, size_t errlen)
+{
+	chat_rpc_client *c;
+	int bind = (!url || !url[0]) && p->disc;
+	c = chat_rpc_client_new(bind ? NULL : url, err, errlen);
+	if (c && bind && chat_disc_bind_client(p->disc, service, c) != 0) {
+		chat_errf(err, errlen, "presence: cannot follow service %s",
+		          service);
+		chat_rpc_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Register with discovery: rpc_url with the bound port. */
+static int announce(pres *p, const pres_config *cfg, int port, char *err,
+                    size_t errlen)
+{
+	chat_disc_entry e;
+	char json[CHAT_DISC_DATA_MAX];
+	const char *colon = strrchr(cfg->rpc_url, ':');
+	const char *id = cfg->instance && cfg->instance[0] ? cfg->instance
+	                                                   : "presence-1";
+
+	memset(&e, 0, sizeof e);
+	if (strncmp(cfg->rpc_url, "tcp://", 6) != 0 || !colon || port <= 0) {
+		chat_errf(err, errlen, "presence: with discovery, rpc_url must "
+		                       "be tcp://HOST:PORT (got %s)",
+		          cfg->rpc_url);
+		return -1;
+	}
+	snprintf(e.rpc, sizeof e.rpc, "%.*s:%d", (int)(colon - cfg->rpc_url),
+	         cfg->rpc_url, port);
+	chat_strlcpy(e.id, id, sizeof e.id);
+	chat_strlcpy(e.service, "presence", sizeof e.service);
+	chat_strlcpy(e.version, CHAT_VERSION, sizeof e.version);
+	e.pid = (int64_t)getpid();
+	if (chat_disc_format(&e, json, sizeof json) < 0 ||
+	    chat_disc_register(p->disc, "presence", e.id, json, 0) < 0) {
+		chat_errf(err, errlen, "presence: cannot register '%s' in "
+		                       "discovery",
+		          e.id);
+		return -1;
+	}
+	return 0;
+}
 
 int pres_start(const pres_config *cfg, pres **out, char *err, size_t errlen)
 {
@@ -407,9 +434,9 @@ int pres_start(const pres_config *cfg, pres **out, char *err, size_t errlen)
 	int port = 0;
 
 	*out = NULL;
-	if (!cfg->rpc_url || !cfg->rpc_url[0] || !cfg->store_url ||
-	    !cfg->store_url[0] || !cfg->dispatcher_url ||
-	    !cfg->dispatcher_url[0]) {
+	if (!cfg->rpc_url || !cfg->rpc_url[0] ||
+	    (!cfg->disc && (!cfg->store_url || !cfg->store_url[0] ||
+	                    !cfg->dispatcher_url || !cfg->dispatcher_url[0]))) {
 		snprintf(err, errlen, "presence: rpc_url, store_url and "
 		                      "dispatcher_url are required");
 		return -1;
@@ -420,14 +447,22 @@ int pres_start(const pres_config *cfg, pres **out, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_init(&p->mu, NULL);
-	chat_u64map_init(&p->users);
+	pthread_mutex_init(&p->sweep_mu, NULL);
+	pthread_cond_init(&p->sweep_cv, NULL);
+	p->disc = cfg->disc;
 	p->rpc_timeout_ms =
 	    cfg->rpc_timeout_ms > 0 ? cfg->rpc_timeout_ms : 2000;
-	p->store = chat_rpc_client_new(cfg->store_url, err, errlen);
-	if (!p->store)
+	p->sweep_ms = cfg->sweep_ms > 0 ? cfg->sweep_ms : 2000;
+	if (cfg->redis_addr && cfg->redis_addr[0])
+		p->be = pres_redis_new(cfg->redis_addr, cfg->redis_prefix,
+		                       cfg->redis_timeout_ms, err, errlen);
+	else if (!(p->be = pres_mem_new()))
+		snprintf(err, errlen, "presence: out of memory");
+	if (!p->be)
 		goto fail;
-	p->disp = chat_rpc_client_new(cfg->dispatcher_url, err, errlen);
-	if (!p->disp)
+	if (!(p->store = client(p, cfg->store_url, "store", err, errlen)) ||
+	    !(p->disp = client(p, cfg->dispatcher_url, "dispatcher", err,
+	                       errlen)))
 		goto fail;
 	p->pub = chat_workers_new(1, "pres-publish");
 	p->srv = chat_rpc_server_new("presence", cfg->instance, 4);
@@ -448,8 +483,26 @@ int pres_start(const pres_config *cfg, pres **out, char *err, size_t errlen)
 		snprintf(err, errlen, "presence: cannot start the RPC threads");
 		goto fail;
 	}
-	chat_info(SVC, "started", "rpc=%s port=%d store=%s dispatcher=%s",
-	          cfg->rpc_url, port, cfg->store_url, cfg->dispatcher_url);
+	if (p->be->ops->sweep) {
+		if (pthread_create(&p->sweeper, NULL, sweep_main, p) != 0) {
+			snprintf(err, errlen, "presence: cannot start the "
+			                      "sweep thread");
+			goto fail;
+		}
+		p->sweeping = 1;
+	}
+	if (p->disc && announce(p, cfg, port, err, errlen) != 0)
+		goto fail;
+	chat_info(SVC, "started",
+	          "rpc=%s port=%d store=%s dispatcher=%s state=%s",
+	          cfg->rpc_url, port,
+	          cfg->store_url && cfg->store_url[0] ? cfg->store_url
+	                                              : "(discovery)",
+	          cfg->dispatcher_url && cfg->dispatcher_url[0]
+	              ? cfg->dispatcher_url
+	              : "(discovery)",
+	          cfg->redis_addr && cfg->redis_addr[0] ? cfg->redis_addr
+	                                                : "memory");
 	*out = p;
 	return 0;
 fail:
@@ -459,22 +512,28 @@ fail:
 
 void pres_stop(pres *p)
 {
-	size_t it = 0;
-	uint64_t k;
-	void *v;
 	if (!p)
 		return;
+	if (p->sweeping) {
+		pthread_mutex_lock(&p->sweep_mu);
+		p->sweep_stop = 1;
+		pthread_cond_signal(&p->sweep_cv);
+		pthread_mutex_unlock(&p->sweep_mu);
+		pthread_join(p->sweeper, NULL);
+	}
 	chat_rpc_server_free(p->srv); /* no handler runs after this */
 	atomic_store(&p->stopping, 1);
 	chat_workers_free(p->pub);    /* queued publishes are dropped */
+	if (p->disc) {
+		chat_disc_unbind_client(p->disc, p->store);
+		chat_disc_unbind_client(p->disc, p->disp);
+	}
 	chat_rpc_client_free(p->store);
 	chat_rpc_client_free(p->disp);
-	while (chat_u64map_next(&p->users, &it, &k, &v)) {
-		struct puser *u = v;
-		free(u->sess);
-		free(u);
-	}
-	chat_u64map_fini(&p->users);
+	if (p->be)
+		p->be->ops->free(p->be);
+	pthread_cond_destroy(&p->sweep_cv);
+	pthread_mutex_destroy(&p->sweep_mu);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
