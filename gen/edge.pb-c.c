@@ -97,6 +97,96 @@ void   chat__kick_reply__free_unpacked
   assert(message->base.descriptor == &chat__kick_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chat__drain_req__init
+                     (Chat__DrainReq         *message)
+{
+  static const Chat__DrainReq init_value = CHAT__DRAIN_REQ__INIT;
+  *message = init_value;
+}
+size_t chat__drain_req__get_packed_size
+                     (const Chat__DrainReq *message)
+{
+  assert(message->base.descriptor == &chat__drain_req__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chat__drain_req__pack
+                     (const Chat__DrainReq *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chat__drain_req__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chat__drain_req__pack_to_buffer
+                     (const Chat__DrainReq *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chat__drain_req__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chat__DrainReq *
+       chat__drain_req__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chat__DrainReq *)
+     protobuf_c_message_unpack (&chat__drain_req__descriptor,
+                                allocator, len, data);
+}
+void   chat__drain_req__free_unpacked
+                     (Chat__DrainReq *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chat__drain_req__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chat__drain_reply__init
+                     (Chat__DrainReply         *message)
+{
+  static const Chat__DrainReply init_value = CHAT__DRAIN_REPLY__INIT;
+  *message = init_value;
+}
+size_t chat__drain_reply__get_packed_size
+                     (const Chat__DrainReply *message)
+{
+  assert(message->base.descriptor == &chat__drain_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chat__drain_reply__pack
+                     (const Chat__DrainReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chat__drain_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chat__drain_reply__pack_to_buffer
+                     (const Chat__DrainReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chat__drain_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chat__DrainReply *
+       chat__drain_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chat__DrainReply *)
+     protobuf_c_message_unpack (&chat__drain_reply__descriptor,
+                                allocator, len, data);
+}
+void   chat__drain_reply__free_unpacked
+                     (Chat__DrainReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chat__drain_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor chat__kick_req__field_descriptors[2] =
 {
   {
@@ -186,13 +276,104 @@ const ProtobufCMessageDescriptor chat__kick_reply__descriptor =
   (ProtobufCMessageInit) chat__kick_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor chat__edge__method_descriptors[2] =
+static const ProtobufCFieldDescriptor chat__drain_req__field_descriptors[2] =
+{
+  {
+    "reason",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chat__DrainReq, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "per_second",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chat__DrainReq, per_second),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chat__drain_req__field_indices_by_name[] = {
+  1,   /* field[1] = per_second */
+  0,   /* field[0] = reason */
+};
+static const ProtobufCIntRange chat__drain_req__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor chat__drain_req__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chat.DrainReq",
+  "DrainReq",
+  "Chat__DrainReq",
+  "chat",
+  sizeof(Chat__DrainReq),
+  2,
+  chat__drain_req__field_descriptors,
+  chat__drain_req__field_indices_by_name,
+  1,  chat__drain_req__number_ranges,
+  (ProtobufCMessageInit) chat__drain_req__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chat__drain_reply__field_descriptors[1] =
+{
+  {
+    "sessions",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chat__DrainReply, sessions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chat__drain_reply__field_indices_by_name[] = {
+  0,   /* field[0] = sessions */
+};
+static const ProtobufCIntRange chat__drain_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor chat__drain_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chat.DrainReply",
+  "DrainReply",
+  "Chat__DrainReply",
+  "chat",
+  sizeof(Chat__DrainReply),
+  1,
+  chat__drain_reply__field_descriptors,
+  chat__drain_reply__field_indices_by_name,
+  1,  chat__drain_reply__number_ranges,
+  (ProtobufCMessageInit) chat__drain_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor chat__edge__method_descriptors[3] =
 {
   { "Deliver", &chat__event_batch__descriptor, &chat__empty__descriptor },
   { "Kick", &chat__kick_req__descriptor, &chat__kick_reply__descriptor },
+  { "Drain", &chat__drain_req__descriptor, &chat__drain_reply__descriptor },
 };
 const unsigned chat__edge__method_indices_by_name[] = {
   0,        /* Deliver */
+  2,        /* Drain */
   1         /* Kick */
 };
 const ProtobufCServiceDescriptor chat__edge__descriptor =
@@ -202,7 +383,7 @@ const ProtobufCServiceDescriptor chat__edge__descriptor =
   "Edge",
   "Chat__Edge",
   "chat",
-  2,
+  3,
   chat__edge__method_descriptors,
   chat__edge__method_indices_by_name
 };
@@ -221,6 +402,14 @@ void chat__edge__kick(ProtobufCService *service,
 {
   assert(service->descriptor == &chat__edge__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chat__edge__drain(ProtobufCService *service,
+                       const Chat__DrainReq *input,
+                       Chat__DrainReply_Closure closure,
+                       void *closure_data)
+{
+  assert(service->descriptor == &chat__edge__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void chat__edge__init (Chat__Edge_Service *service,
                        Chat__Edge_ServiceDestroy destroy)

@@ -18,6 +18,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Chat__KickReq Chat__KickReq;
 typedef struct Chat__KickReply Chat__KickReply;
+typedef struct Chat__DrainReq Chat__DrainReq;
+typedef struct Chat__DrainReply Chat__DrainReply;
 
 
 /* --- enums --- */
@@ -43,6 +45,36 @@ struct  Chat__KickReply
 };
 #define CHAT__KICK_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chat__kick_reply__descriptor) \
+    , 0 }
+
+
+struct  Chat__DrainReq
+{
+  ProtobufCMessage base;
+  /*
+   * close reason sent to the clients
+   */
+  char *reason;
+  /*
+   * sessions closed per second, 0 = all at once
+   */
+  uint32_t per_second;
+};
+#define CHAT__DRAIN_REQ__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chat__drain_req__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Chat__DrainReply
+{
+  ProtobufCMessage base;
+  /*
+   * sessions that will be closed
+   */
+  uint32_t sessions;
+};
+#define CHAT__DRAIN_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chat__drain_reply__descriptor) \
     , 0 }
 
 
@@ -84,6 +116,44 @@ Chat__KickReply *
 void   chat__kick_reply__free_unpacked
                      (Chat__KickReply *message,
                       ProtobufCAllocator *allocator);
+/* Chat__DrainReq methods */
+void   chat__drain_req__init
+                     (Chat__DrainReq         *message);
+size_t chat__drain_req__get_packed_size
+                     (const Chat__DrainReq   *message);
+size_t chat__drain_req__pack
+                     (const Chat__DrainReq   *message,
+                      uint8_t             *out);
+size_t chat__drain_req__pack_to_buffer
+                     (const Chat__DrainReq   *message,
+                      ProtobufCBuffer     *buffer);
+Chat__DrainReq *
+       chat__drain_req__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chat__drain_req__free_unpacked
+                     (Chat__DrainReq *message,
+                      ProtobufCAllocator *allocator);
+/* Chat__DrainReply methods */
+void   chat__drain_reply__init
+                     (Chat__DrainReply         *message);
+size_t chat__drain_reply__get_packed_size
+                     (const Chat__DrainReply   *message);
+size_t chat__drain_reply__pack
+                     (const Chat__DrainReply   *message,
+                      uint8_t             *out);
+size_t chat__drain_reply__pack_to_buffer
+                     (const Chat__DrainReply   *message,
+                      ProtobufCBuffer     *buffer);
+Chat__DrainReply *
+       chat__drain_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chat__drain_reply__free_unpacked
+                     (Chat__DrainReply *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Chat__KickReq_Closure)
@@ -91,6 +161,12 @@ typedef void (*Chat__KickReq_Closure)
                   void *closure_data);
 typedef void (*Chat__KickReply_Closure)
                  (const Chat__KickReply *message,
+                  void *closure_data);
+typedef void (*Chat__DrainReq_Closure)
+                 (const Chat__DrainReq *message,
+                  void *closure_data);
+typedef void (*Chat__DrainReply_Closure)
+                 (const Chat__DrainReply *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -107,6 +183,10 @@ struct Chat__Edge_Service
                const Chat__KickReq *input,
                Chat__KickReply_Closure closure,
                void *closure_data);
+  void (*drain)(Chat__Edge_Service *service,
+                const Chat__DrainReq *input,
+                Chat__DrainReply_Closure closure,
+                void *closure_data);
 };
 typedef void (*Chat__Edge_ServiceDestroy)(Chat__Edge_Service *);
 void chat__edge__init (Chat__Edge_Service *service,
@@ -116,7 +196,8 @@ void chat__edge__init (Chat__Edge_Service *service,
 #define CHAT__EDGE__INIT(function_prefix__) \
     { CHAT__EDGE__BASE_INIT,\
       function_prefix__ ## deliver,\
-      function_prefix__ ## kick  }
+      function_prefix__ ## kick,\
+      function_prefix__ ## drain  }
 void chat__edge__deliver(ProtobufCService *service,
                          const Chat__EventBatch *input,
                          Chat__Empty_Closure closure,
@@ -125,11 +206,17 @@ void chat__edge__kick(ProtobufCService *service,
                       const Chat__KickReq *input,
                       Chat__KickReply_Closure closure,
                       void *closure_data);
+void chat__edge__drain(ProtobufCService *service,
+                       const Chat__DrainReq *input,
+                       Chat__DrainReply_Closure closure,
+                       void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCMessageDescriptor chat__kick_req__descriptor;
 extern const ProtobufCMessageDescriptor chat__kick_reply__descriptor;
+extern const ProtobufCMessageDescriptor chat__drain_req__descriptor;
+extern const ProtobufCMessageDescriptor chat__drain_reply__descriptor;
 extern const ProtobufCServiceDescriptor chat__edge__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -547,6 +547,186 @@ void   chat__channel_ids__free_unpacked
   assert(message->base.descriptor == &chat__channel_ids__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   chat__admin_channels_req__init
+                     (Chat__AdminChannelsReq         *message)
+{
+  static const Chat__AdminChannelsReq init_value = CHAT__ADMIN_CHANNELS_REQ__INIT;
+  *message = init_value;
+}
+size_t chat__admin_channels_req__get_packed_size
+                     (const Chat__AdminChannelsReq *message)
+{
+  assert(message->base.descriptor == &chat__admin_channels_req__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chat__admin_channels_req__pack
+                     (const Chat__AdminChannelsReq *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chat__admin_channels_req__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chat__admin_channels_req__pack_to_buffer
+                     (const Chat__AdminChannelsReq *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chat__admin_channels_req__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chat__AdminChannelsReq *
+       chat__admin_channels_req__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chat__AdminChannelsReq *)
+     protobuf_c_message_unpack (&chat__admin_channels_req__descriptor,
+                                allocator, len, data);
+}
+void   chat__admin_channels_req__free_unpacked
+                     (Chat__AdminChannelsReq *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chat__admin_channels_req__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chat__admin_channel__init
+                     (Chat__AdminChannel         *message)
+{
+  static const Chat__AdminChannel init_value = CHAT__ADMIN_CHANNEL__INIT;
+  *message = init_value;
+}
+size_t chat__admin_channel__get_packed_size
+                     (const Chat__AdminChannel *message)
+{
+  assert(message->base.descriptor == &chat__admin_channel__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chat__admin_channel__pack
+                     (const Chat__AdminChannel *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chat__admin_channel__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chat__admin_channel__pack_to_buffer
+                     (const Chat__AdminChannel *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chat__admin_channel__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chat__AdminChannel *
+       chat__admin_channel__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chat__AdminChannel *)
+     protobuf_c_message_unpack (&chat__admin_channel__descriptor,
+                                allocator, len, data);
+}
+void   chat__admin_channel__free_unpacked
+                     (Chat__AdminChannel *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chat__admin_channel__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chat__admin_channel_list__init
+                     (Chat__AdminChannelList         *message)
+{
+  static const Chat__AdminChannelList init_value = CHAT__ADMIN_CHANNEL_LIST__INIT;
+  *message = init_value;
+}
+size_t chat__admin_channel_list__get_packed_size
+                     (const Chat__AdminChannelList *message)
+{
+  assert(message->base.descriptor == &chat__admin_channel_list__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chat__admin_channel_list__pack
+                     (const Chat__AdminChannelList *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chat__admin_channel_list__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chat__admin_channel_list__pack_to_buffer
+                     (const Chat__AdminChannelList *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chat__admin_channel_list__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chat__AdminChannelList *
+       chat__admin_channel_list__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chat__AdminChannelList *)
+     protobuf_c_message_unpack (&chat__admin_channel_list__descriptor,
+                                allocator, len, data);
+}
+void   chat__admin_channel_list__free_unpacked
+                     (Chat__AdminChannelList *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chat__admin_channel_list__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   chat__admin_members_req__init
+                     (Chat__AdminMembersReq         *message)
+{
+  static const Chat__AdminMembersReq init_value = CHAT__ADMIN_MEMBERS_REQ__INIT;
+  *message = init_value;
+}
+size_t chat__admin_members_req__get_packed_size
+                     (const Chat__AdminMembersReq *message)
+{
+  assert(message->base.descriptor == &chat__admin_members_req__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t chat__admin_members_req__pack
+                     (const Chat__AdminMembersReq *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &chat__admin_members_req__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t chat__admin_members_req__pack_to_buffer
+                     (const Chat__AdminMembersReq *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &chat__admin_members_req__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Chat__AdminMembersReq *
+       chat__admin_members_req__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Chat__AdminMembersReq *)
+     protobuf_c_message_unpack (&chat__admin_members_req__descriptor,
+                                allocator, len, data);
+}
+void   chat__admin_members_req__free_unpacked
+                     (Chat__AdminMembersReq *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &chat__admin_members_req__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor chat__user__field_descriptors[3] =
 {
   {
@@ -1211,7 +1391,237 @@ const ProtobufCMessageDescriptor chat__channel_ids__descriptor =
   (ProtobufCMessageInit) chat__channel_ids__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor chat__store__method_descriptors[13] =
+static const ProtobufCFieldDescriptor chat__admin_channels_req__field_descriptors[2] =
+{
+  {
+    "after_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannelsReq, after_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannelsReq, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chat__admin_channels_req__field_indices_by_name[] = {
+  0,   /* field[0] = after_id */
+  1,   /* field[1] = limit */
+};
+static const ProtobufCIntRange chat__admin_channels_req__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor chat__admin_channels_req__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chat.AdminChannelsReq",
+  "AdminChannelsReq",
+  "Chat__AdminChannelsReq",
+  "chat",
+  sizeof(Chat__AdminChannelsReq),
+  2,
+  chat__admin_channels_req__field_descriptors,
+  chat__admin_channels_req__field_indices_by_name,
+  1,  chat__admin_channels_req__number_ranges,
+  (ProtobufCMessageInit) chat__admin_channels_req__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chat__admin_channel__field_descriptors[5] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannel, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannel, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannel, kind),
+    &chat__channel_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_seq",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannel, last_seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "member_count",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannel, member_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chat__admin_channel__field_indices_by_name[] = {
+  0,   /* field[0] = id */
+  2,   /* field[2] = kind */
+  3,   /* field[3] = last_seq */
+  4,   /* field[4] = member_count */
+  1,   /* field[1] = name */
+};
+static const ProtobufCIntRange chat__admin_channel__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor chat__admin_channel__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chat.AdminChannel",
+  "AdminChannel",
+  "Chat__AdminChannel",
+  "chat",
+  sizeof(Chat__AdminChannel),
+  5,
+  chat__admin_channel__field_descriptors,
+  chat__admin_channel__field_indices_by_name,
+  1,  chat__admin_channel__number_ranges,
+  (ProtobufCMessageInit) chat__admin_channel__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chat__admin_channel_list__field_descriptors[2] =
+{
+  {
+    "channels",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Chat__AdminChannelList, n_channels),
+    offsetof(Chat__AdminChannelList, channels),
+    &chat__admin_channel__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "more",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminChannelList, more),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chat__admin_channel_list__field_indices_by_name[] = {
+  0,   /* field[0] = channels */
+  1,   /* field[1] = more */
+};
+static const ProtobufCIntRange chat__admin_channel_list__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor chat__admin_channel_list__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chat.AdminChannelList",
+  "AdminChannelList",
+  "Chat__AdminChannelList",
+  "chat",
+  sizeof(Chat__AdminChannelList),
+  2,
+  chat__admin_channel_list__field_descriptors,
+  chat__admin_channel_list__field_indices_by_name,
+  1,  chat__admin_channel_list__number_ranges,
+  (ProtobufCMessageInit) chat__admin_channel_list__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor chat__admin_members_req__field_descriptors[1] =
+{
+  {
+    "channel_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Chat__AdminMembersReq, channel_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned chat__admin_members_req__field_indices_by_name[] = {
+  0,   /* field[0] = channel_id */
+};
+static const ProtobufCIntRange chat__admin_members_req__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor chat__admin_members_req__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "chat.AdminMembersReq",
+  "AdminMembersReq",
+  "Chat__AdminMembersReq",
+  "chat",
+  sizeof(Chat__AdminMembersReq),
+  1,
+  chat__admin_members_req__field_descriptors,
+  chat__admin_members_req__field_indices_by_name,
+  1,  chat__admin_members_req__number_ranges,
+  (ProtobufCMessageInit) chat__admin_members_req__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor chat__store__method_descriptors[15] =
 {
   { "CreateUser", &chat__create_user_req__descriptor, &chat__user__descriptor },
   { "GetUser", &chat__get_user_req__descriptor, &chat__user_record__descriptor },
@@ -1226,8 +1636,12 @@ static const ProtobufCMethodDescriptor chat__store__method_descriptors[13] =
   { "Members", &chat__membership_req__descriptor, &chat__user_list__descriptor },
   { "Peers", &chat__user_req__descriptor, &chat__user_list__descriptor },
   { "UserChannels", &chat__user_req__descriptor, &chat__channel_ids__descriptor },
+  { "AdminChannels", &chat__admin_channels_req__descriptor, &chat__admin_channel_list__descriptor },
+  { "AdminMembers", &chat__admin_members_req__descriptor, &chat__user_list__descriptor },
 };
 const unsigned chat__store__method_indices_by_name[] = {
+  13,        /* AdminChannels */
+  14,        /* AdminMembers */
   2,        /* CreateChannel */
   0,        /* CreateUser */
   6,        /* GetChannel */
@@ -1249,7 +1663,7 @@ const ProtobufCServiceDescriptor chat__store__descriptor =
   "Store",
   "Chat__Store",
   "chat",
-  13,
+  15,
   chat__store__method_descriptors,
   chat__store__method_indices_by_name
 };
@@ -1356,6 +1770,22 @@ void chat__store__user_channels(ProtobufCService *service,
 {
   assert(service->descriptor == &chat__store__descriptor);
   service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chat__store__admin_channels(ProtobufCService *service,
+                                 const Chat__AdminChannelsReq *input,
+                                 Chat__AdminChannelList_Closure closure,
+                                 void *closure_data)
+{
+  assert(service->descriptor == &chat__store__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void chat__store__admin_members(ProtobufCService *service,
+                                const Chat__AdminMembersReq *input,
+                                Chat__UserList_Closure closure,
+                                void *closure_data)
+{
+  assert(service->descriptor == &chat__store__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void chat__store__init (Chat__Store_Service *service,
                         Chat__Store_ServiceDestroy destroy)

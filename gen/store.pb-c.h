@@ -29,6 +29,10 @@ typedef struct Chat__MembershipReq Chat__MembershipReq;
 typedef struct Chat__StoreHistoryReq Chat__StoreHistoryReq;
 typedef struct Chat__StoreMarkReadReq Chat__StoreMarkReadReq;
 typedef struct Chat__ChannelIds Chat__ChannelIds;
+typedef struct Chat__AdminChannelsReq Chat__AdminChannelsReq;
+typedef struct Chat__AdminChannel Chat__AdminChannel;
+typedef struct Chat__AdminChannelList Chat__AdminChannelList;
+typedef struct Chat__AdminMembersReq Chat__AdminMembersReq;
 
 
 /* --- enums --- */
@@ -179,6 +183,62 @@ struct  Chat__ChannelIds
 #define CHAT__CHANNEL_IDS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chat__channel_ids__descriptor) \
     , 0,NULL }
+
+
+/*
+ * Admin listing (chatctl): every channel, paged by id.
+ */
+struct  Chat__AdminChannelsReq
+{
+  ProtobufCMessage base;
+  /*
+   * channels with id > after_id
+   */
+  uint64_t after_id;
+  /*
+   * 0 = 100, at most 1000
+   */
+  uint32_t limit;
+};
+#define CHAT__ADMIN_CHANNELS_REQ__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chat__admin_channels_req__descriptor) \
+    , 0, 0 }
+
+
+struct  Chat__AdminChannel
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  char *name;
+  Chat__ChannelKind kind;
+  uint64_t last_seq;
+  uint32_t member_count;
+};
+#define CHAT__ADMIN_CHANNEL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chat__admin_channel__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, CHAT__CHANNEL_KIND__KIND_UNSPECIFIED, 0, 0 }
+
+
+struct  Chat__AdminChannelList
+{
+  ProtobufCMessage base;
+  size_t n_channels;
+  Chat__AdminChannel **channels;
+  protobuf_c_boolean more;
+};
+#define CHAT__ADMIN_CHANNEL_LIST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chat__admin_channel_list__descriptor) \
+    , 0,NULL, 0 }
+
+
+struct  Chat__AdminMembersReq
+{
+  ProtobufCMessage base;
+  uint64_t channel_id;
+};
+#define CHAT__ADMIN_MEMBERS_REQ__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&chat__admin_members_req__descriptor) \
+    , 0 }
 
 
 /* Chat__User methods */
@@ -409,6 +469,82 @@ Chat__ChannelIds *
 void   chat__channel_ids__free_unpacked
                      (Chat__ChannelIds *message,
                       ProtobufCAllocator *allocator);
+/* Chat__AdminChannelsReq methods */
+void   chat__admin_channels_req__init
+                     (Chat__AdminChannelsReq         *message);
+size_t chat__admin_channels_req__get_packed_size
+                     (const Chat__AdminChannelsReq   *message);
+size_t chat__admin_channels_req__pack
+                     (const Chat__AdminChannelsReq   *message,
+                      uint8_t             *out);
+size_t chat__admin_channels_req__pack_to_buffer
+                     (const Chat__AdminChannelsReq   *message,
+                      ProtobufCBuffer     *buffer);
+Chat__AdminChannelsReq *
+       chat__admin_channels_req__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chat__admin_channels_req__free_unpacked
+                     (Chat__AdminChannelsReq *message,
+                      ProtobufCAllocator *allocator);
+/* Chat__AdminChannel methods */
+void   chat__admin_channel__init
+                     (Chat__AdminChannel         *message);
+size_t chat__admin_channel__get_packed_size
+                     (const Chat__AdminChannel   *message);
+size_t chat__admin_channel__pack
+                     (const Chat__AdminChannel   *message,
+                      uint8_t             *out);
+size_t chat__admin_channel__pack_to_buffer
+                     (const Chat__AdminChannel   *message,
+                      ProtobufCBuffer     *buffer);
+Chat__AdminChannel *
+       chat__admin_channel__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chat__admin_channel__free_unpacked
+                     (Chat__AdminChannel *message,
+                      ProtobufCAllocator *allocator);
+/* Chat__AdminChannelList methods */
+void   chat__admin_channel_list__init
+                     (Chat__AdminChannelList         *message);
+size_t chat__admin_channel_list__get_packed_size
+                     (const Chat__AdminChannelList   *message);
+size_t chat__admin_channel_list__pack
+                     (const Chat__AdminChannelList   *message,
+                      uint8_t             *out);
+size_t chat__admin_channel_list__pack_to_buffer
+                     (const Chat__AdminChannelList   *message,
+                      ProtobufCBuffer     *buffer);
+Chat__AdminChannelList *
+       chat__admin_channel_list__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chat__admin_channel_list__free_unpacked
+                     (Chat__AdminChannelList *message,
+                      ProtobufCAllocator *allocator);
+/* Chat__AdminMembersReq methods */
+void   chat__admin_members_req__init
+                     (Chat__AdminMembersReq         *message);
+size_t chat__admin_members_req__get_packed_size
+                     (const Chat__AdminMembersReq   *message);
+size_t chat__admin_members_req__pack
+                     (const Chat__AdminMembersReq   *message,
+                      uint8_t             *out);
+size_t chat__admin_members_req__pack_to_buffer
+                     (const Chat__AdminMembersReq   *message,
+                      ProtobufCBuffer     *buffer);
+Chat__AdminMembersReq *
+       chat__admin_members_req__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   chat__admin_members_req__free_unpacked
+                     (Chat__AdminMembersReq *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Chat__User_Closure)
@@ -446,6 +582,18 @@ typedef void (*Chat__StoreMarkReadReq_Closure)
                   void *closure_data);
 typedef void (*Chat__ChannelIds_Closure)
                  (const Chat__ChannelIds *message,
+                  void *closure_data);
+typedef void (*Chat__AdminChannelsReq_Closure)
+                 (const Chat__AdminChannelsReq *message,
+                  void *closure_data);
+typedef void (*Chat__AdminChannel_Closure)
+                 (const Chat__AdminChannel *message,
+                  void *closure_data);
+typedef void (*Chat__AdminChannelList_Closure)
+                 (const Chat__AdminChannelList *message,
+                  void *closure_data);
+typedef void (*Chat__AdminMembersReq_Closure)
+                 (const Chat__AdminMembersReq *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -506,6 +654,14 @@ struct Chat__Store_Service
                         const Chat__UserReq *input,
                         Chat__ChannelIds_Closure closure,
                         void *closure_data);
+  void (*admin_channels)(Chat__Store_Service *service,
+                         const Chat__AdminChannelsReq *input,
+                         Chat__AdminChannelList_Closure closure,
+                         void *closure_data);
+  void (*admin_members)(Chat__Store_Service *service,
+                        const Chat__AdminMembersReq *input,
+                        Chat__UserList_Closure closure,
+                        void *closure_data);
 };
 typedef void (*Chat__Store_ServiceDestroy)(Chat__Store_Service *);
 void chat__store__init (Chat__Store_Service *service,
@@ -526,7 +682,9 @@ void chat__store__init (Chat__Store_Service *service,
       function_prefix__ ## mark_read,\
       function_prefix__ ## members,\
       function_prefix__ ## peers,\
-      function_prefix__ ## user_channels  }
+      function_prefix__ ## user_channels,\
+      function_prefix__ ## admin_channels,\
+      function_prefix__ ## admin_members  }
 void chat__store__create_user(ProtobufCService *service,
                               const Chat__CreateUserReq *input,
                               Chat__User_Closure closure,
@@ -579,6 +737,14 @@ void chat__store__user_channels(ProtobufCService *service,
                                 const Chat__UserReq *input,
                                 Chat__ChannelIds_Closure closure,
                                 void *closure_data);
+void chat__store__admin_channels(ProtobufCService *service,
+                                 const Chat__AdminChannelsReq *input,
+                                 Chat__AdminChannelList_Closure closure,
+                                 void *closure_data);
+void chat__store__admin_members(ProtobufCService *service,
+                                const Chat__AdminMembersReq *input,
+                                Chat__UserList_Closure closure,
+                                void *closure_data);
 
 /* --- descriptors --- */
 
@@ -594,6 +760,10 @@ extern const ProtobufCMessageDescriptor chat__membership_req__descriptor;
 extern const ProtobufCMessageDescriptor chat__store_history_req__descriptor;
 extern const ProtobufCMessageDescriptor chat__store_mark_read_req__descriptor;
 extern const ProtobufCMessageDescriptor chat__channel_ids__descriptor;
+extern const ProtobufCMessageDescriptor chat__admin_channels_req__descriptor;
+extern const ProtobufCMessageDescriptor chat__admin_channel__descriptor;
+extern const ProtobufCMessageDescriptor chat__admin_channel_list__descriptor;
+extern const ProtobufCMessageDescriptor chat__admin_members_req__descriptor;
 extern const ProtobufCServiceDescriptor chat__store__descriptor;
 
 PROTOBUF_C__END_DECLS
