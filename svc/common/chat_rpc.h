@@ -46,10 +46,14 @@ typedef void (*chat_rpc_health_fn)(void *arg, chat_arena *arena,
 chat_rpc_server *chat_rpc_server_new(const char *svc, const char *instance,
                                      int nthreads);
 
-/* Register a service. fns has d->n_methods entries in descriptor order; a
- * NULL entry answers UNIMPLEMENTED. Call before chat_rpc_server_start. */
+/* Register a service. fns holds n_fns handlers in descriptor order; a
+ * NULL entry, or a method past n_fns (added to the .proto later), answers
+ * UNIMPLEMENTED. Call before chat_rpc_server_start. */
 int chat_rpc_server_add(chat_rpc_server *s, const ProtobufCServiceDescriptor *d,
-                        const chat_rpc_fn *fns, void *arg);
+                        const chat_rpc_fn *fns, size_t n_fns, void *arg);
+
+/* fns, n_fns for a handler array. */
+#define CHAT_RPC_TABLE(fns) (fns), (sizeof(fns) / sizeof((fns)[0]))
 
 void chat_rpc_server_set_health(chat_rpc_server *s, chat_rpc_health_fn fn,
                                 void *arg);

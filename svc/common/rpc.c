@@ -21,6 +21,7 @@
 struct service {
 	const ProtobufCServiceDescriptor *d;
 	const chat_rpc_fn *fns;
+	size_t n_fns;
 	void *arg;
 };
 
@@ -90,17 +91,18 @@ chat_rpc_server *chat_rpc_server_new(const char *svc, const char *instance,
 	chat_strlcpy(s->instance, instance ? instance : svc, sizeof s->instance);
 	s->nthreads = nthreads < 1 ? 1 : nthreads;
 	s->started_ms = chat_now_ms();
-	chat_rpc_server_add(s, &chat__admin__descriptor, admin_fns, s);
+	chat_rpc_server_add(s, &chat__admin__descriptor, CHAT_RPC_TABLE(admin_fns), s);
 	return s;
 }
 
 int chat_rpc_server_add(chat_rpc_server *s, const ProtobufCServiceDescriptor *d,
-                        const chat_rpc_fn *fns, void *arg)
+                        const chat_rpc_fn *fns, size_t n_fns, void *arg)
 {
 	if (s->nservices == MAX_SERVICES || s->started)
 		return -1;
 	s->services[s->nservices].d = d;
 	s->services[s->nservices].fns = fns;
+	s->services[s->nservices].n_fns = n_fns;
 	s->services[s->nservices].arg = arg;
 	s->nservices++;
 	return 0;
@@ -161,7 +163,8 @@ void *chat_rpc_server_handle(chat_rpc_server *s, chat_arena *a, const void *data
 		goto reply;
 	}
 	m = protobuf_c_service_descriptor_get_method_by_name(svc->d, req->method);
-	if (!m || !svc->fns[m - svc->d->methods]) {
+	if (!m || (size_t)(m - svc->d->methods) >= svc->n_fns ||
+	    !svc->fns[m - svc->d->methods]) {
 		st = chat_rpc_fail(&call, CHAT_UNIMPLEMENTED, "no method %s.%s",
 		                   req->service, req->method);
 		goto reply;

@@ -638,7 +638,7 @@ int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 	d->srv = chat_rpc_server_new("dispatcher", d->instance, 4);
 	if (!d->srv ||
 	    chat_rpc_server_add(d->srv, &chat__dispatcher__descriptor,
-	                        dispatcher_fns, d) != 0) {
+	                        CHAT_RPC_TABLE(dispatcher_fns), d) != 0) {
 		snprintf(err, errlen, "dispatcher: out of memory");
 		goto fail;
 	}

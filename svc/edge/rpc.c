@@ -207,7 +207,8 @@ int edge_rpc_start(edge *e, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (chat_rpc_server_add(e->rpc, &chat__edge__descriptor, edge_fns, e) ||
+	if (chat_rpc_server_add(e->rpc, &chat__edge__descriptor,
+	                        CHAT_RPC_TABLE(edge_fns), e) ||
 	    chat_rpc_server_listen(e->rpc, e->cfg.rpc_url, NULL, err, errlen))
 		return -1;
 	chat_rpc_server_set_health(e->rpc, health, e);

@@ -471,7 +471,7 @@ int pres_start(const pres_config *cfg, pres **out, char *err, size_t errlen)
 		goto fail;
 	}
 	if (chat_rpc_server_add(p->srv, &chat__presence__descriptor,
-	                        presence_fns, p) != 0) {
+	                        CHAT_RPC_TABLE(presence_fns), p) != 0) {
 		snprintf(err, errlen, "presence: cannot register the service");
 		goto fail;
 	}

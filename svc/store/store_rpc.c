@@ -292,5 +292,5 @@ int store_rpc_register(struct store *s)
 		if (!fns[i])
 			chat_warn(STORE_SVC, "rpc_unimplemented", "method=%s",
 			          d->methods[i].name);
-	return chat_rpc_server_add(s->rpc, d, fns, s);
+	return chat_rpc_server_add(s->rpc, d, fns, d->n_methods, s);
 }

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Chat__RpcReply *r;
 	if (!s) {
 		s = chat_rpc_server_new("fuzz", "fuzz", 1);
-		chat_rpc_server_add(s, &chat__edge__descriptor, fns, NULL);
+		chat_rpc_server_add(s, &chat__edge__descriptor, CHAT_RPC_TABLE(fns),
+		                    NULL);
 	}
 	a = chat_arena_new();
 	rep = chat_rpc_server_handle(s, a, data, size, &n);

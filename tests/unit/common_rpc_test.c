@@ -43,7 +43,7 @@ static chat_rpc_server *start_server(const char *url, int *port)
 	chat_rpc_server *s = chat_rpc_server_new("edge", "edge-test", 4);
 	assert_non_null(s);
 	assert_int_equal(chat_rpc_server_add(s, &chat__edge__descriptor,
-	                                     edge_fns, NULL), 0);
+	                                     CHAT_RPC_TABLE(edge_fns), NULL), 0);
 	assert_int_equal(chat_rpc_server_listen(s, url, port, err, sizeof err), 0);
 	assert_int_equal(chat_rpc_server_start(s), 0);
 	return s;

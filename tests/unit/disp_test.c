@@ -78,7 +78,7 @@ static void fedge_start(struct fedge *f, const char *url)
 	f->srv = chat_rpc_server_new("edge", f->id, 2);
 	assert_non_null(f->srv);
 	assert_int_equal(chat_rpc_server_add(f->srv, &chat__edge__descriptor,
-	                                     fns, f),
+	                                     CHAT_RPC_TABLE(fns), f),
 	                 0);
 	assert_int_equal(chat_rpc_server_listen(f->srv, url, NULL, err,
 	                                        sizeof err),

@@ -516,11 +516,11 @@ static struct {
 
 static chat_rpc_server *fake(const char *name, const char *url,
                              const ProtobufCServiceDescriptor *d,
-                             const chat_rpc_fn *fns)
+                             const chat_rpc_fn *fns, size_t n_fns)
 {
 	char err[256];
 	chat_rpc_server *s = chat_rpc_server_new(name, name, 4);
-	if (!s || chat_rpc_server_add(s, d, fns, NULL) ||
+	if (!s || chat_rpc_server_add(s, d, fns, n_fns, NULL) ||
 	    chat_rpc_server_listen(s, url, NULL, err, sizeof err) ||
 	    chat_rpc_server_start(s)) {
 		fprintf(stderr, "fake %s: %s\n", name, err);
@@ -570,11 +570,13 @@ static int group_setup(void **state)
 		return -1;
 	}
 	g.routing = chat_routing_mem_new();
-	g.store = fake("store", STORE_URL, &chat__store__descriptor, store_fns);
+	g.store = fake("store", STORE_URL, &chat__store__descriptor,
+	               CHAT_RPC_TABLE(store_fns));
 	g.presence = fake("presence", PRESENCE_URL, &chat__presence__descriptor,
-	                  presence_fns);
+	                  CHAT_RPC_TABLE(presence_fns));
 	g.dispatcher = fake("dispatcher", DISPATCHER_URL,
-	                    &chat__dispatcher__descriptor, dispatcher_fns);
+	                    &chat__dispatcher__descriptor,
+	                    CHAT_RPC_TABLE(dispatcher_fns));
 	if (!g.routing || !g.store || !g.presence || !g.dispatcher)
 		return -1;
 	edge_client = chat_rpc_client_new(EDGE_URL, err, sizeof err);

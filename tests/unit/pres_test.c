@@ -96,12 +96,12 @@ static int publish(void *arg, chat_rpc_call *call)
 
 static chat_rpc_server *start_server(const char *svc, const char *url,
                                      const ProtobufCServiceDescriptor *d,
-                                     const chat_rpc_fn *fns)
+                                     const chat_rpc_fn *fns, size_t n_fns)
 {
 	char err[256];
 	chat_rpc_server *s = chat_rpc_server_new(svc, "fake", 2);
 	assert_non_null(s);
-	assert_int_equal(chat_rpc_server_add(s, d, fns, NULL), 0);
+	assert_int_equal(chat_rpc_server_add(s, d, fns, n_fns, NULL), 0);
 	assert_int_equal(chat_rpc_server_listen(s, url, NULL, err, sizeof err),
 	                 0);
 	assert_int_equal(chat_rpc_server_start(s), 0);
@@ -125,9 +125,10 @@ static int setup(void **state)
 	if (strcmp(chat__store__descriptor.methods[12].name, "UserChannels"))
 		return -1;
 	g_store = start_server("store", STORE_URL, &chat__store__descriptor,
-	                       store_fns);
+	                       CHAT_RPC_TABLE(store_fns));
 	g_disp = start_server("dispatcher", DISP_URL,
-	                      &chat__dispatcher__descriptor, disp_fns);
+	                      &chat__dispatcher__descriptor,
+	                      CHAT_RPC_TABLE(disp_fns));
 	memset(&cfg, 0, sizeof cfg);
 	cfg.rpc_url = PRES_URL;
 	cfg.store_url = STORE_URL;

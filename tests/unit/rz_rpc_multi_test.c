@@ -63,7 +63,7 @@ static void srv_start(struct srv *v, int idx)
 	v->s = chat_rpc_server_new("edge", "rz-multi", 4);
 	assert_non_null(v->s);
 	assert_int_equal(chat_rpc_server_add(v->s, &chat__edge__descriptor,
-	                                     edge_fns, v),
+	                                     CHAT_RPC_TABLE(edge_fns), v),
 	                 0);
 	assert_int_equal(chat_rpc_server_listen(v->s, "tcp://127.0.0.1:0",
 	                                        &port, err, sizeof err),
