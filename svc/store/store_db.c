@@ -2,6 +2,7 @@
  * need no database, then a call through the engine's operation table. */
 #include "store_db.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -263,6 +264,30 @@ int store_db_load_offset(store_db *db, store_ctx *cx, const char *log_id,
 		log_id = "";
 	return db->ops->load_offset(db, cx, log_id, topic, partition,
 	                            next_offset);
+}
+
+int store_db_admin_channels(store_db *db, store_ctx *cx, uint64_t after_id,
+                            uint32_t limit, Chat__AdminChannelList **out)
+{
+	ctx_begin(cx);
+	if (limit == 0)
+		limit = STORE_ADMIN_CHANNELS_DEFAULT;
+	if (limit > STORE_ADMIN_CHANNELS_MAX)
+		limit = STORE_ADMIN_CHANNELS_MAX;
+	/* Ids are SQL integers (signed 64-bit): nothing lies beyond. */
+	if (after_id > (uint64_t)INT64_MAX)
+		after_id = (uint64_t)INT64_MAX;
+	return db->ops->admin_channels(db, cx, after_id, limit, out);
+}
+
+int store_db_admin_members(store_db *db, store_ctx *cx, uint64_t channel_id,
+                           Chat__UserList **out)
+{
+	ctx_begin(cx);
+	if (channel_id == 0 || channel_id > (uint64_t)INT64_MAX)
+		return store_ctx_fail(cx, CHAT_NOT_FOUND, "no channel %" PRIu64,
+		                      channel_id);
+	return db->ops->admin_members(db, cx, channel_id, out);
 }
 
 void store_db_url_redact(const char *url, char *out, size_t outlen)

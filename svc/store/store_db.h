@@ -42,6 +42,8 @@
 #define STORE_MEMBERS_MAX 100
 #define STORE_HISTORY_DEFAULT 50
 #define STORE_HISTORY_MAX 500
+#define STORE_ADMIN_CHANNELS_DEFAULT 100
+#define STORE_ADMIN_CHANNELS_MAX 1000
 
 typedef struct store_ctx {
 	chat_arena *arena; /* outputs live here; required */
@@ -138,6 +140,10 @@ typedef struct store_db_ops {
 	int (*load_offset)(store_db *db, store_ctx *cx, const char *log_id,
 	                   const char *topic, int32_t partition,
 	                   int64_t *next_offset);
+	int (*admin_channels)(store_db *db, store_ctx *cx, uint64_t after_id,
+	                      uint32_t limit, Chat__AdminChannelList **out);
+	int (*admin_members)(store_db *db, store_ctx *cx, uint64_t channel_id,
+	                     Chat__UserList **out);
 } store_db_ops;
 
 /* Every engine's state begins with this. */
@@ -298,5 +304,18 @@ int store_db_ingest(store_db *db, store_ctx *cx, const char *log_id,
 int store_db_load_offset(store_db *db, store_ctx *cx, const char *log_id,
                          const char *topic, int32_t partition,
                          int64_t *next_offset);
+
+/* Admin (chatctl): every channel with id > after_id, ascending, at most
+ * limit of them (0 means 100, more than 1000 means 1000), each with its
+ * name, kind, last_seq and member_count; more says whether channels exist
+ * beyond the page (ask again with after_id = the last id). No acting
+ * user: for trusted callers only. */
+int store_db_admin_channels(store_db *db, store_ctx *cx, uint64_t after_id,
+                            uint32_t limit, Chat__AdminChannelList **out);
+
+/* Admin (chatctl): the members of a channel, by id; NOT_FOUND for an
+ * unknown channel. No acting user, no membership check. */
+int store_db_admin_members(store_db *db, store_ctx *cx, uint64_t channel_id,
+                           Chat__UserList **out);
 
 #endif

@@ -136,6 +136,7 @@ enum stmt_id {
 	P_ING_DEDUPE,
 	P_ING_SET_LAST,
 	P_ING_SET_READ,
+	P_ADMIN_CHANNELS,
 	P_COUNT
 };
 
@@ -215,6 +216,11 @@ static const char *const stmt_sql[P_COUNT] = {
                        " $3::bigint[]) AS v(c, u, s)"
                        " WHERE m.channel_id = v.c AND m.user_id = v.u"
                        " AND m.read_seq < v.s",
+    [P_ADMIN_CHANNELS] = "SELECT c.id, c.name, c.kind, c.last_seq,"
+                         " (SELECT count(*) FROM members x"
+                         "  WHERE x.channel_id = c.id)"
+                         " FROM channels c WHERE c.id > $1"
+                         " ORDER BY c.id LIMIT $2",
 };
 
 /* One connection, used by one thread at a time. */
@@ -2337,6 +2343,112 @@ static int pg_load_offset(store_db *db, store_ctx *cx, const char *log_id,
 	return run_op((pgdb *)db, cx, 1, op_load_offset, &a);
 }
 
+/* ---- admin ---- */
+
+struct admin_args {
+	uint64_t after_id, channel_id;
+	uint32_t limit;
+	Chat__AdminChannelList **channels;
+	Chat__UserList **members;
+};
+
+static int op_admin_channels(pgdb *g, struct pconn *c, store_ctx *cx,
+                             void *arg)
+{
+	struct admin_args *a = arg;
+	struct prm p = {.n = 0};
+	Chat__AdminChannelList *l;
+	Chat__AdminChannel **v = NULL;
+	PGresult *r;
+	int n, ret;
+	(void)g;
+
+	l = (Chat__AdminChannelList *)chat_arena_msg(
+	    cx->arena, &chat__admin_channel_list__descriptor);
+	if (!l)
+		return oom(cx);
+	p_u64(&p, a->after_id);
+	/* One row beyond the page tells whether there is more. */
+	p_i64(&p, (int64_t)a->limit + 1);
+	if ((ret = q(c, cx, P_ADMIN_CHANNELS, &p, &r)) != CHAT_OK)
+		return ret;
+	n = PQntuples(r);
+	l->more = n > (int)a->limit;
+	if (l->more)
+		n = (int)a->limit;
+	if (n > 0 && !(v = (Chat__AdminChannel **)chat_arena_ptrs(
+	                   cx->arena, (size_t)n)))
+		ret = oom(cx);
+	for (int i = 0; ret == CHAT_OK && i < n; i++) {
+		Chat__AdminChannel *ch = (Chat__AdminChannel *)chat_arena_msg(
+		    cx->arena, &chat__admin_channel__descriptor);
+		if (!ch || !(ch->name = val_str(cx, r, i, 1))) {
+			ret = oom(cx);
+			break;
+		}
+		ch->id = val_u64(r, i, 0);
+		ch->kind = val_i64(r, i, 2) == KIND_DM
+		               ? CHAT__CHANNEL_KIND__KIND_DM
+		               : CHAT__CHANNEL_KIND__KIND_GROUP;
+		ch->last_seq = val_u64(r, i, 3);
+		ch->member_count = (uint32_t)val_u64(r, i, 4);
+		v[i] = ch;
+	}
+	PQclear(r);
+	if (ret != CHAT_OK)
+		return ret;
+	l->channels = v;
+	l->n_channels = (size_t)n;
+	*a->channels = l;
+	return CHAT_OK;
+}
+
+static int pg_admin_channels(store_db *db, store_ctx *cx, uint64_t after_id,
+                             uint32_t limit, Chat__AdminChannelList **out)
+{
+	struct admin_args a = {
+	    .after_id = after_id, .limit = limit, .channels = out};
+	return run_op((pgdb *)db, cx, 0, op_admin_channels, &a);
+}
+
+static int op_admin_members(pgdb *g, struct pconn *c, store_ctx *cx,
+                            void *arg)
+{
+	struct admin_args *a = arg;
+	struct prm p = {.n = 0};
+	Chat__UserList *l;
+	PGresult *r;
+	uint64_t last;
+	int ret, kind;
+	(void)g;
+
+	l = (Chat__UserList *)chat_arena_msg(cx->arena,
+	                                     &chat__user_list__descriptor);
+	if (!l)
+		return oom(cx);
+	/* One snapshot: the channel and its members agree. */
+	if ((ret = begin_read(c, cx)) != CHAT_OK)
+		return ret;
+	if ((ret = chan_get(c, cx, a->channel_id, &kind, &last)) != CHAT_OK)
+		return ret;
+	p_u64(&p, a->channel_id);
+	if ((ret = q(c, cx, P_MEMBERS, &p, &r)) != CHAT_OK)
+		return ret;
+	ret = user_rows(cx, r, l);
+	PQclear(r);
+	if (ret != CHAT_OK || (ret = end_read(c, cx)) != CHAT_OK)
+		return ret;
+	*a->members = l;
+	return CHAT_OK;
+}
+
+static int pg_admin_members(store_db *db, store_ctx *cx, uint64_t channel_id,
+                            Chat__UserList **out)
+{
+	struct admin_args a = {.channel_id = channel_id, .members = out};
+	return run_op((pgdb *)db, cx, 0, op_admin_members, &a);
+}
+
 /* ---- open / close ---- */
 
 static void pg_close(store_db *db)
@@ -2377,6 +2489,8 @@ static const store_db_ops pg_ops = {
     .user_channels = pg_user_channels,
     .ingest = pg_ingest,
     .load_offset = pg_load_offset,
+    .admin_channels = pg_admin_channels,
+    .admin_members = pg_admin_members,
 };
 
 /* "INSERT INTO messages(...) VALUES ($1,...,$7),...": rows rows. */

@@ -110,6 +110,7 @@ enum stmt_id {
 	S_OFFSET_CAS,
 	S_OFFSET_INSERT,
 	S_OFFSET_GET,
+	S_ADMIN_CHANNELS,
 	S_COUNT
 };
 
@@ -173,6 +174,11 @@ static const char *const stmt_sql[S_COUNT] = {
                         " VALUES (?1, ?2, ?3, ?4)",
     [S_OFFSET_GET] = "SELECT next_offset FROM consumer_offsets"
                      " WHERE log_id = ?1 AND topic = ?2 AND partition = ?3",
+    [S_ADMIN_CHANNELS] = "SELECT c.id, c.name, c.kind, c.last_seq,"
+                         " (SELECT count(*) FROM members x"
+                         "  WHERE x.channel_id = c.id)"
+                         " FROM channels c WHERE c.id > ?1"
+                         " ORDER BY c.id LIMIT ?2",
 };
 
 struct conn {
@@ -1417,6 +1423,102 @@ out:
 
 /* ---- open / close ---- */
 
+/* ---- admin ---- */
+
+static int sq_admin_channels(store_db *db, store_ctx *cx, uint64_t after_id,
+                             uint32_t limit, Chat__AdminChannelList **out)
+{
+	sq *q = (sq *)db;
+	struct conn *c = &q->r;
+	struct vec v = {0};
+	Chat__AdminChannelList *l;
+	sqlite3_stmt *st;
+	int rc, ret = CHAT_OK, more = 0;
+
+	l = (Chat__AdminChannelList *)chat_arena_msg(
+	    cx->arena, &chat__admin_channel_list__descriptor);
+	if (!l)
+		return oom(cx);
+	pthread_mutex_lock(&c->mu);
+	if (!(st = stmt(c, cx, S_ADMIN_CHANNELS))) {
+		ret = CHAT_INTERNAL;
+		goto out;
+	}
+	bind_i64(st, 1, after_id);
+	/* One row beyond the page tells whether there is more. */
+	bind_i64(st, 2, (uint64_t)limit + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		Chat__AdminChannel *ch;
+		if (v.n == limit) {
+			more = 1;
+			continue;
+		}
+		ch = (Chat__AdminChannel *)chat_arena_msg(
+		    cx->arena, &chat__admin_channel__descriptor);
+		if (!ch || !(ch->name = col_str(cx, st, 1)) ||
+		    vec_push(cx->arena, &v, ch)) {
+			ret = oom(cx);
+			break;
+		}
+		ch->id = col_u64(st, 0);
+		ch->kind = sqlite3_column_int(st, 2) == KIND_DM
+		               ? CHAT__CHANNEL_KIND__KIND_DM
+		               : CHAT__CHANNEL_KIND__KIND_GROUP;
+		ch->last_seq = col_u64(st, 3);
+		ch->member_count = (uint32_t)sqlite3_column_int64(st, 4);
+	}
+	if (ret == CHAT_OK && rc != SQLITE_DONE)
+		ret = dberr(cx, c, rc, "admin channels");
+	sqlite3_reset(st);
+out:
+	pthread_mutex_unlock(&c->mu);
+	if (ret != CHAT_OK)
+		return ret;
+	l->channels = (Chat__AdminChannel **)v.v;
+	l->n_channels = v.n;
+	l->more = more;
+	*out = l;
+	return CHAT_OK;
+}
+
+static int sq_admin_members(store_db *db, store_ctx *cx, uint64_t channel_id,
+                            Chat__UserList **out)
+{
+	sq *q = (sq *)db;
+	struct conn *c = &q->r;
+	Chat__UserList *l;
+	sqlite3_stmt *st;
+	uint64_t last;
+	int ret, kind;
+
+	l = (Chat__UserList *)chat_arena_msg(cx->arena,
+	                                     &chat__user_list__descriptor);
+	if (!l)
+		return oom(cx);
+	pthread_mutex_lock(&c->mu);
+	/* One read transaction: the channel and its members agree. */
+	if ((ret = tx(c, cx, S_BEGIN)) != CHAT_OK)
+		goto out;
+	ret = chan_get(c, cx, channel_id, &kind, &last);
+	if (ret == CHAT_OK) {
+		if ((st = stmt(c, cx, S_MEMBERS)) != NULL) {
+			bind_i64(st, 1, channel_id);
+			ret = user_rows(c, cx, st, l);
+		} else {
+			ret = CHAT_INTERNAL;
+		}
+	}
+	if (ret == CHAT_OK)
+		ret = commit(c, cx);
+	else
+		rollback(c);
+out:
+	pthread_mutex_unlock(&c->mu);
+	if (ret == CHAT_OK)
+		*out = l;
+	return ret;
+}
+
 static void conn_close(struct conn *c)
 {
 	for (int i = 0; i < S_COUNT; i++)
@@ -1454,6 +1556,8 @@ static const store_db_ops sq_ops = {
     .user_channels = sq_user_channels,
     .ingest = sq_ingest,
     .load_offset = sq_load_offset,
+    .admin_channels = sq_admin_channels,
+    .admin_members = sq_admin_members,
 };
 
 static int pragma_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)

@@ -257,6 +257,40 @@ static int h_user_channels(void *arg, chat_rpc_call *call)
 	return CHAT_OK;
 }
 
+static int h_admin_channels(void *arg, chat_rpc_call *call)
+{
+	struct store *s = arg;
+	const Chat__AdminChannelsReq *in =
+	    (const Chat__AdminChannelsReq *)call->in;
+	Chat__AdminChannelList *l;
+	store_ctx cx;
+	int st;
+
+	ctx_init(&cx, call);
+	st = store_db_admin_channels(s->db, &cx, in->after_id, in->limit, &l);
+	if (st != CHAT_OK)
+		return fail(call, st, &cx);
+	OUT(call, Chat__AdminChannelList, l);
+	return CHAT_OK;
+}
+
+static int h_admin_members(void *arg, chat_rpc_call *call)
+{
+	struct store *s = arg;
+	const Chat__AdminMembersReq *in =
+	    (const Chat__AdminMembersReq *)call->in;
+	Chat__UserList *l;
+	store_ctx cx;
+	int st;
+
+	ctx_init(&cx, call);
+	st = store_db_admin_members(s->db, &cx, in->channel_id, &l);
+	if (st != CHAT_OK)
+		return fail(call, st, &cx);
+	OUT(call, Chat__UserList, l);
+	return CHAT_OK;
+}
+
 static const struct {
 	const char *method;
 	chat_rpc_fn fn;
@@ -268,6 +302,8 @@ static const struct {
     {"History", h_history},             {"MarkRead", h_mark_read},
     {"Members", h_members},             {"Peers", h_peers},
     {"UserChannels", h_user_channels},
+    {"AdminChannels", h_admin_channels},
+    {"AdminMembers", h_admin_members},
 };
 
 int store_rpc_register(struct store *s)

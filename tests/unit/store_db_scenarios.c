@@ -742,6 +742,125 @@ static void test_members_peers(void **state)
 	assert_int_equal(ids->n_ids, 0);
 }
 
+/* The admin listing (chatctl): every channel paged by id with its
+ * counts, and any channel's members, with no acting user. */
+static void test_admin(void **state)
+{
+	struct fx *f = *state;
+	const char *m1[] = {"bob", "carol"};
+	Chat__AdminChannelList *l = NULL;
+	Chat__UserList *ul = NULL;
+	Chat__ChannelInfo *dm = NULL;
+	Chat__MemberEvent **ev, *left = NULL;
+	store_ingress_raw raws[3];
+	store_ingest_item items[3];
+	uint64_t g1, g2, ids[3];
+	size_t nev;
+
+	/* nothing yet */
+	assert_int_equal(store_db_admin_channels(f->db, &f->cx, 0, 0, &l),
+	                 CHAT_OK);
+	assert_int_equal(l->n_channels, 0);
+	assert_false(l->more);
+
+	g1 = fx_group(f, f->alice, "général", m1, 2);
+	assert_int_equal(store_db_open_dm(f->db, &f->cx, f->dave, "alice", &dm,
+	                                  &ev, &nev),
+	                 CHAT_OK);
+	g2 = fx_group(f, f->carol, "quiet", NULL, 0);
+	for (int i = 0; i < 3; i++) {
+		char *cmid = chat_arena_strdup(f->a, i == 0   ? "a1"
+		                                     : i == 1 ? "a2"
+		                                              : "a3");
+		raws[i] = fx_rec(f, 0, i, g1, i == 1 ? f->bob : f->alice, cmid,
+		                 "hello");
+	}
+	fx_apply(f, "log", raws, 3, items);
+
+	/* one page of everything, ascending, with the counts */
+	assert_int_equal(store_db_admin_channels(f->db, &f->cx, 0, 0, &l),
+	                 CHAT_OK);
+	assert_int_equal(l->n_channels, 3);
+	assert_false(l->more);
+	assert_int_equal(l->channels[0]->id, g1);
+	assert_string_equal(l->channels[0]->name, "général");
+	assert_int_equal(l->channels[0]->kind, CHAT__CHANNEL_KIND__KIND_GROUP);
+	assert_int_equal(l->channels[0]->last_seq, 3);
+	assert_int_equal(l->channels[0]->member_count, 3);
+	assert_int_equal(l->channels[1]->id, dm->id);
+	assert_string_equal(l->channels[1]->name, "alice,dave");
+	assert_int_equal(l->channels[1]->kind, CHAT__CHANNEL_KIND__KIND_DM);
+	assert_int_equal(l->channels[1]->last_seq, 0);
+	assert_int_equal(l->channels[1]->member_count, 2);
+	assert_int_equal(l->channels[2]->id, g2);
+	assert_int_equal(l->channels[2]->member_count, 1);
+	for (int i = 0; i < 3; i++)
+		ids[i] = l->channels[i]->id;
+	assert_true(ids[0] < ids[1] && ids[1] < ids[2]);
+
+	/* paged one at a time: more until the last */
+	assert_int_equal(store_db_admin_channels(f->db, &f->cx, 0, 1, &l),
+	                 CHAT_OK);
+	assert_int_equal(l->n_channels, 1);
+	assert_int_equal(l->channels[0]->id, ids[0]);
+	assert_true(l->more);
+	assert_int_equal(
+	    store_db_admin_channels(f->db, &f->cx, ids[0], 2, &l), CHAT_OK);
+	assert_int_equal(l->n_channels, 2);
+	assert_int_equal(l->channels[0]->id, ids[1]);
+	assert_int_equal(l->channels[1]->id, ids[2]);
+	assert_false(l->more); /* exactly the rest: no more */
+	assert_int_equal(
+	    store_db_admin_channels(f->db, &f->cx, ids[1], 1, &l), CHAT_OK);
+	assert_int_equal(l->n_channels, 1);
+	assert_false(l->more);
+	assert_int_equal(
+	    store_db_admin_channels(f->db, &f->cx, ids[2], 0, &l), CHAT_OK);
+	assert_int_equal(l->n_channels, 0);
+	assert_false(l->more);
+	/* over the maximum is clamped, not refused; huge ids are past all */
+	assert_int_equal(store_db_admin_channels(f->db, &f->cx, 0, 1u << 31,
+	                                         &l),
+	                 CHAT_OK);
+	assert_int_equal(l->n_channels, 3);
+	assert_int_equal(
+	    store_db_admin_channels(f->db, &f->cx, UINT64_MAX, 10, &l),
+	    CHAT_OK);
+	assert_int_equal(l->n_channels, 0);
+
+	/* members of any channel, by id, whoever asks */
+	assert_int_equal(store_db_admin_members(f->db, &f->cx, g1, &ul),
+	                 CHAT_OK);
+	assert_int_equal(ul->n_users, 3);
+	assert_int_equal(ul->users[0]->id, f->alice);
+	assert_string_equal(ul->users[0]->name, "alice");
+	assert_int_equal(ul->users[1]->id, f->bob);
+	assert_int_equal(ul->users[2]->id, f->carol);
+	assert_true(ul->users[2]->created_at_ms > 0);
+	assert_int_equal(store_db_admin_members(f->db, &f->cx, dm->id, &ul),
+	                 CHAT_OK);
+	assert_int_equal(ul->n_users, 2);
+	assert_int_equal(ul->users[0]->id, f->alice);
+	assert_int_equal(ul->users[1]->id, f->dave);
+	assert_int_equal(store_db_leave(f->db, &f->cx, f->carol, g2, &left),
+	                 CHAT_OK);
+	assert_int_equal(store_db_admin_members(f->db, &f->cx, g2, &ul),
+	                 CHAT_OK);
+	assert_int_equal(ul->n_users, 0);
+	assert_int_equal(store_db_admin_channels(f->db, &f->cx, ids[1], 0, &l),
+	                 CHAT_OK);
+	assert_int_equal(l->channels[0]->member_count, 0);
+
+	assert_int_equal(store_db_admin_members(f->db, &f->cx, 999999, &ul),
+	                 CHAT_NOT_FOUND);
+	assert_string_equal(f->cx.why, "no channel 999999");
+	assert_int_equal(store_db_admin_members(f->db, &f->cx, 0, &ul),
+	                 CHAT_NOT_FOUND);
+	assert_int_equal(
+	    store_db_admin_members(f->db, &f->cx, UINT64_MAX, &ul),
+	    CHAT_NOT_FOUND);
+}
+
 static void test_offsets(void **state)
 {
 	struct fx *f = *state;
@@ -1071,6 +1190,7 @@ const struct CMUnitTest store_scenarios[] = {
     cmocka_unit_test_setup_teardown(test_mark_read, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_members_peers, fx_setup,
                                     fx_teardown),
+    cmocka_unit_test_setup_teardown(test_admin, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_offsets, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_reopen, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_fence, fx_setup, fx_teardown),
