@@ -1474,7 +1474,7 @@ static int op_mark_read(pgdb *g, struct pconn *c, store_ctx *cx, void *arg)
 	struct chan_args *a = arg;
 	struct user_row me;
 	Chat__ReadReceipt *r;
-	uint64_t last, cur, target;
+	uint64_t last = 0, cur = 0, target;
 	int ret;
 	(void)g;
 

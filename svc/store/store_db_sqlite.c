@@ -1018,7 +1018,7 @@ static int sq_mark_read(store_db *db, store_ctx *cx, uint64_t user_id,
 	struct user_row me;
 	Chat__ReadReceipt *r;
 	sqlite3_stmt *st;
-	uint64_t last, cur, target;
+	uint64_t last = 0, cur = 0, target;
 	int ret;
 
 	r = (Chat__ReadReceipt *)chat_arena_msg(
