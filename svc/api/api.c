@@ -27,8 +27,10 @@
 #include <unistd.h>
 
 #include "api_body.h"
+#include "api_edges.h"
 #include "chat_arena.h"
 #include "chat_auth.h"
+#include "chat_discovery.h"
 #include "chat_json.h"
 #include "chat_log.h"
 #include "chat_map.h"
@@ -86,11 +88,11 @@ struct api {
 	unsigned char *jwt_key;
 	size_t jwt_key_len;
 	int token_ttl_s, rpc_timeout_ms;
-	api_edge *edges;
-	int n_edges;
-	atomic_uint rr;
-	char *edges_json;    /* the GET /v1/edges body */
-	size_t edges_json_len;
+	api_edges *edges;    /* what log-ins hand out */
+	chat_disc *disc;     /* fleet: edges, stores, our registration */
+	chat_rpc_server *rpc; /* chat.Admin/Health */
+	char rpc_adv[CHAT_URL_MAX];
+	char *instance, *public_url, *rpc_url;
 
 	chat_rpc_client *store;
 	chat_workers *workers;
@@ -106,15 +108,6 @@ struct api {
 	chat_u64map waiting; /* req id -> struct lws * */
 	uint64_t next_id;
 };
-
-/* The edge a new session should use. Round-robin over the static list for
- * now; the place to choose the least-loaded live edge once edges report
- * their load. */
-static const api_edge *api_pick_edge(api *a)
-{
-	unsigned i = atomic_fetch_add(&a->rr, 1);
-	return &a->edges[i % (unsigned)a->n_edges];
-}
 
 static const char *status_code_name(int http)
 {
@@ -157,8 +150,16 @@ static void req_grant(struct api_req *r, int http, uint64_t user_id,
 	char *tok = chat_jwt_issue(a->jwt_key, a->jwt_key_len, user_id, name,
 	                           a->token_ttl_s);
 	chat_claims claims;
-	char err[128];
+	char err[128], url[CHAT_URL_MAX];
 
+	/* The least-loaded live edge (api_edges.h). */
+	if (api_edges_pick(a->edges, url, sizeof url, NULL, 0) != 0) {
+		chat_warn(SVC, "no_edge", "user_id=%llu",
+		          (unsigned long long)user_id);
+		free(tok);
+		req_error(r, 503, "no edge available; retry later", 0);
+		return;
+	}
 	/* Read exp back from the token so expires_at matches it exactly. */
 	if (!tok || chat_jwt_verify(a->jwt_key, a->jwt_key_len, tok, 0, &claims,
 	                            err, sizeof err) != 0) {
@@ -169,7 +170,7 @@ static void req_grant(struct api_req *r, int http, uint64_t user_id,
 		return;
 	}
 	r->status = http;
-	r->resp = api_auth_body(user_id, name, tok, api_pick_edge(a)->url,
+	r->resp = api_auth_body(user_id, name, tok, url,
 	                        claims.exp, LWS_PRE, &r->resp_len);
 	free(tok);
 }
@@ -258,6 +259,8 @@ static void req_run(chat_job *job)
 
 	if (atomic_load(&a->stopping))
 		req_error(r, 503, "shutting down; retry later", 0);
+	else if (api_edges_count(a->edges) == 0)
+		req_error(r, 503, "no edge available; retry later", 0);
 	else if (!arena)
 		req_error(r, 503, "out of memory; retry later", 0);
 	else if (r->route == ROUTE_SIGNUP)
@@ -412,8 +415,11 @@ static int on_http(api *a, struct lws *wsi, struct pss *pss, const char *in,
 		if (path_is(in, len, "/healthz"))
 			return pss_static(wsi, pss, "{\"status\":\"ok\"}", 15,
 			                  next);
-		return pss_static(wsi, pss, a->edges_json, a->edges_json_len,
-		                  next);
+		{
+			size_t blen = 0;
+			char *b = api_edges_json(a->edges, LWS_PRE, &blen);
+			return pss_answer(wsi, pss, 200, b, blen, next);
+		}
 	}
 	return pss_error(wsi, pss, 404, "no such path", next);
 }
@@ -624,41 +630,29 @@ static void *service_main(void *arg)
 
 /* ---- start / stop ------------------------------------------------------ */
 
-static int build_edges_json(api *a)
+/* Discovery: the live edges changed. Runs on the discovery thread. */
+static void edges_changed(void *arg, const char *service,
+                          const chat_disc_entry *entries, size_t n)
 {
-	size_t cap = 32, off;
-	for (int i = 0; i < a->n_edges; i++)
-		cap += 32 + 6 * (strlen(a->edges[i].id) +
-		                 strlen(a->edges[i].url));
-	a->edges_json = malloc(cap);
-	if (!a->edges_json)
-		return -1;
-	off = (size_t)snprintf(a->edges_json, cap, "{\"edges\":[");
-	for (int i = 0; i < a->n_edges; i++) {
-		int n;
-		off += (size_t)snprintf(a->edges_json + off, cap - off,
-		                        "%s{\"id\":", i ? "," : "");
-		if ((n = chat_json_quote(a->edges[i].id, a->edges_json + off,
-		                         cap - off)) < 0)
-			return -1;
-		off += (size_t)n;
-		off += (size_t)snprintf(a->edges_json + off, cap - off,
-		                        ",\"url\":");
-		if ((n = chat_json_quote(a->edges[i].url, a->edges_json + off,
-		                         cap - off)) < 0)
-			return -1;
-		off += (size_t)n;
-		off += (size_t)snprintf(a->edges_json + off, cap - off, "}");
-	}
-	off += (size_t)snprintf(a->edges_json + off, cap - off, "]}");
-	a->edges_json_len = off;
-	return 0;
+	api *a = arg;
+	(void)service;
+	if (api_edges_set(a->edges, entries, n) != 0)
+		chat_error(SVC, "edges_update_failed", "reason=oom n=%zu", n);
+	else
+		chat_info(SVC, "edges", "n=%zu", api_edges_count(a->edges));
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
 }
 
 static int copy_config(api *a, const api_config *cfg, char *err,
                        size_t errlen)
 {
-	if (!cfg->store_url || !cfg->store_url[0]) {
+	int fleet = cfg->zk_hosts && cfg->zk_hosts[0];
+
+	if (!fleet && (!cfg->store_url || !cfg->store_url[0])) {
 		snprintf(err, errlen, "api: store_url is required");
 		return -1;
 	}
@@ -671,40 +665,146 @@ static int copy_config(api *a, const api_config *cfg, char *err,
 		snprintf(err, errlen, "api: port %d out of range", cfg->port);
 		return -1;
 	}
-	if (cfg->n_edges < 1 || !cfg->edges) {
+	if (!fleet && (cfg->n_edges < 1 || !cfg->edges)) {
 		snprintf(err, errlen, "api: at least one edge is required");
 		return -1;
 	}
 	a->host = strdup(cfg->host && cfg->host[0] ? cfg->host : "127.0.0.1");
-	a->store_url = strdup(cfg->store_url);
+	a->store_url = dup_or_null(cfg->store_url);
+	a->instance = strdup(cfg->instance && cfg->instance[0] ? cfg->instance
+	                                                       : "api-1");
+	a->public_url = dup_or_null(cfg->public_url);
+	a->rpc_url = dup_or_null(cfg->rpc_url);
 	a->jwt_key = malloc(cfg->jwt_key_len);
-	a->edges = calloc((size_t)cfg->n_edges, sizeof *a->edges);
-	if (!a->host || !a->store_url || !a->jwt_key || !a->edges)
+	a->edges = api_edges_new(fleet);
+	if (!a->host || !a->instance || !a->jwt_key || !a->edges ||
+	    (cfg->store_url && cfg->store_url[0] && !a->store_url) ||
+	    (cfg->public_url && cfg->public_url[0] && !a->public_url) ||
+	    (cfg->rpc_url && cfg->rpc_url[0] && !a->rpc_url))
 		goto oom;
 	memcpy(a->jwt_key, cfg->jwt_key, cfg->jwt_key_len);
 	a->jwt_key_len = cfg->jwt_key_len;
 	a->token_ttl_s = cfg->token_ttl_s > 0 ? cfg->token_ttl_s : 86400;
 	a->rpc_timeout_ms = cfg->rpc_timeout_ms > 0 ? cfg->rpc_timeout_ms
 	                                            : 3000;
-	for (int i = 0; i < cfg->n_edges; i++) {
-		const api_edge *e = &cfg->edges[i];
-		if (!e->id || !e->id[0] || !e->url || !e->url[0]) {
-			snprintf(err, errlen,
-			         "api: edge %d needs an id and a url", i);
-			return -1;
-		}
-		a->edges[i].id = strdup(e->id);
-		a->edges[i].url = strdup(e->url);
-		a->n_edges = i + 1;
-		if (!a->edges[i].id || !a->edges[i].url)
+	if (cfg->n_edges > 0 && cfg->edges) {
+		chat_disc_entry *v = calloc((size_t)cfg->n_edges, sizeof *v);
+		if (!v)
 			goto oom;
+		for (int i = 0; i < cfg->n_edges; i++) {
+			const api_edge *e = &cfg->edges[i];
+			if (!e->id || !e->id[0] || !e->url || !e->url[0] ||
+			    strlen(e->id) >= sizeof v[i].id ||
+			    strlen(e->url) >= sizeof v[i].pub) {
+				snprintf(err, errlen,
+				         "api: edge %d needs an id and a url "
+				         "(at most %zu and %zu bytes)",
+				         i, sizeof v[i].id - 1,
+				         sizeof v[i].pub - 1);
+				free(v);
+				return -1;
+			}
+			chat_strlcpy(v[i].id, e->id, sizeof v[i].id);
+			chat_strlcpy(v[i].pub, e->url, sizeof v[i].pub);
+		}
+		if (api_edges_set(a->edges, v, (size_t)cfg->n_edges) != 0) {
+			free(v);
+			goto oom;
+		}
+		free(v);
 	}
-	if (build_edges_json(a) != 0)
-		goto oom;
 	return 0;
 oom:
 	snprintf(err, errlen, "api: out of memory");
 	return -1;
+}
+
+/* The address others dial for a listener on url bound to port: the url's
+ * host (this machine's name for a wildcard host) and the bound port. */
+static void advertise(const char *url, int port, char *out, size_t outlen)
+{
+	const char *h, *colon;
+	char host[200];
+
+	if (strncmp(url, "tcp://", 6) != 0 || port <= 0 ||
+	    !(colon = strrchr(url + 6, ':'))) {
+		chat_strlcpy(out, url, outlen);
+		return;
+	}
+	h = url + 6;
+	snprintf(host, sizeof host, "%.*s", (int)(colon - h), h);
+	if (!host[0] || !strcmp(host, "*") || !strcmp(host, "0.0.0.0") ||
+	    !strcmp(host, "[::]")) {
+		if (gethostname(host, sizeof host) != 0 || !host[0])
+			chat_strlcpy(host, "127.0.0.1", sizeof host);
+		host[sizeof host - 1] = '\0';
+	}
+	snprintf(out, outlen, "tcp://%s:%d", host, port);
+}
+
+/* Fleet: follow the edges and the stores, serve Admin.Health, and
+ * register. */
+static int fleet_start(api *a, const api_config *cfg, char *err,
+                       size_t errlen)
+{
+	chat_disc_entry me;
+	char json[CHAT_DISC_DATA_MAX];
+	int port = 0;
+
+	a->disc = chat_disc_new(cfg->zk_hosts, cfg->zk_timeout_ms, err,
+	                        errlen);
+	if (!a->disc)
+		return -1;
+	if (chat_disc_watch(a->disc, "edge", edges_changed, a) != 0) {
+		snprintf(err, errlen, "api: cannot watch the edges");
+		return -1;
+	}
+	if (!a->store_url &&
+	    chat_disc_bind_client(a->disc, "store", a->store) != 0) {
+		snprintf(err, errlen, "api: cannot follow the stores");
+		return -1;
+	}
+	memset(&me, 0, sizeof me);
+	if (a->rpc_url) {
+		a->rpc = chat_rpc_server_new("api", a->instance, 1);
+		if (!a->rpc) {
+			snprintf(err, errlen, "api: out of memory");
+			return -1;
+		}
+		if (chat_rpc_server_listen(a->rpc, a->rpc_url, &port, err,
+		                           errlen) != 0 ||
+		    chat_rpc_server_start(a->rpc) != 0) {
+			if (!err[0])
+				snprintf(err, errlen, "api: cannot serve RPC");
+			return -1;
+		}
+		advertise(a->rpc_url, port, a->rpc_adv, sizeof a->rpc_adv);
+	} else {
+		/* The node needs an address: the HTTP one will do. */
+		snprintf(a->rpc_adv, sizeof a->rpc_adv, "tcp://%s:%d", a->host,
+		         a->port);
+	}
+	chat_strlcpy(me.id, a->instance, sizeof me.id);
+	chat_strlcpy(me.service, "api", sizeof me.service);
+	chat_strlcpy(me.rpc, a->rpc_adv, sizeof me.rpc);
+	if (a->public_url)
+		chat_strlcpy(me.pub, a->public_url, sizeof me.pub);
+	else
+		snprintf(me.pub, sizeof me.pub, "http://%s:%d", a->host,
+		         a->port);
+	chat_strlcpy(me.version, CHAT_VERSION, sizeof me.version);
+	me.pid = (int64_t)getpid();
+	if (chat_disc_format(&me, json, sizeof json) < 0 ||
+	    chat_disc_register(a->disc, "api", me.id, json, 0) < 0) {
+		snprintf(err, errlen, "api: cannot register '%s' in ZooKeeper",
+		         me.id);
+		return -1;
+	}
+	/* Log-ins right after start find the edges and stores already there
+	 * (not waiting on ZooKeeper longer). */
+	chat_disc_wait(a->disc, "edge", 1, 2000);
+	chat_disc_list(a->disc, "store", NULL, 0, 2000);
+	return 0;
 }
 
 /* Whether host:port can be bound now. Asked before lws is, for a clear
@@ -799,8 +899,16 @@ int api_start(const api_config *cfg, api **out, char *err, size_t errlen)
 		goto fail;
 	}
 	a->thread_started = 1;
-	chat_info(SVC, "listening", "host=%s port=%d store=%s edges=%d",
-	          a->host, a->port, a->store_url, a->n_edges);
+	if (cfg->zk_hosts && cfg->zk_hosts[0] &&
+	    fleet_start(a, cfg, err, errlen) != 0)
+		goto fail;
+	chat_info(SVC, "listening",
+	          "host=%s port=%d store=%s edges=%zu discovery=%s rpc=%s",
+	          a->host, a->port,
+	          a->store_url ? a->store_url : "(discovery)",
+	          api_edges_count(a->edges),
+	          a->disc ? cfg->zk_hosts : "none",
+	          a->rpc_adv[0] ? a->rpc_adv : "none");
 	*out = a;
 	return 0;
 fail:
@@ -813,11 +921,29 @@ int api_port(api *a)
 	return a ? a->port : 0;
 }
 
+const char *api_rpc_url(api *a)
+{
+	return a ? a->rpc_adv : "";
+}
+
+size_t api_edge_count(api *a)
+{
+	return a && a->edges ? api_edges_count(a->edges) : 0;
+}
+
 void api_stop(api *a)
 {
 	chat_qnode *n;
 	if (!a)
 		return;
+	/* Out of ZooKeeper first: nobody is sent here any more. */
+	if (a->disc) {
+		chat_disc_unwatch(a->disc, edges_changed, a);
+		if (a->store && !a->store_url)
+			chat_disc_unbind_client(a->disc, a->store);
+		chat_disc_free(a->disc);
+		a->disc = NULL;
+	}
 	/* Queued jobs answer 503 at once; running ones finish within their
 	 * RPC deadline. */
 	atomic_store(&a->stopping, 1);
@@ -840,12 +966,11 @@ void api_stop(api *a)
 	chat_queue_fini(&a->done);
 	chat_u64map_fini(&a->waiting);
 	chat_rpc_client_free(a->store);
-	for (int i = 0; i < a->n_edges; i++) {
-		free((char *)a->edges[i].id);
-		free((char *)a->edges[i].url);
-	}
-	free(a->edges);
-	free(a->edges_json);
+	chat_rpc_server_free(a->rpc);
+	api_edges_free(a->edges);
+	free(a->instance);
+	free(a->public_url);
+	free(a->rpc_url);
 	if (a->jwt_key)
 		explicit_bzero(a->jwt_key, a->jwt_key_len);
 	free(a->jwt_key);

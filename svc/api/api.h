@@ -1,6 +1,10 @@
 /* The api: HTTP+JSON sign-up, log-in (returns a JWT and the edge URL to
  * use) and the list of edges. Passwords are hashed (argon2id) on a worker
- * pool, never on the libwebsockets service thread. See docs/PROTOCOL.md. */
+ * pool, never on the libwebsockets service thread. See docs/PROTOCOL.md.
+ *
+ * Edges: a static list (embedded mode), or, with zk_hosts, the live
+ * instances of service "edge" in ZooKeeper; a log-in gets the least
+ * loaded one (api_edges.h), and 503 when there is none. */
 #ifndef API_H
 #define API_H
 
@@ -20,10 +24,21 @@ typedef struct api_config {
 	const unsigned char *jwt_key;  /* HS256 key, at least 32 bytes */
 	size_t jwt_key_len;
 	int token_ttl_s;        /* default 86400 */
-	const api_edge *edges;  /* static edge list (embedded mode), >= 1 */
+	const api_edge *edges;  /* static edge list (embedded mode), >= 1
+	                         * unless zk_hosts */
 	int n_edges;
 	int workers;            /* default 2 (each hash takes 64 MiB) */
 	int rpc_timeout_ms;     /* deadline of each store call, default 3000 */
+
+	/* Fleet (optional). With zk_hosts the edges come from ZooKeeper,
+	 * a NULL/"" store_url means every registered store, and the api
+	 * registers as service "api" (id instance, rpc the bound rpc_url,
+	 * public public_url). */
+	const char *zk_hosts;
+	int zk_timeout_ms;      /* default 10000 */
+	const char *instance;   /* default "api-1" */
+	const char *rpc_url;    /* chat.Admin/Health; NULL = none */
+	const char *public_url; /* default http://host:port */
 } api_config;
 
 typedef struct api api;
@@ -35,6 +50,12 @@ int api_start(const api_config *cfg, api **out, char *err, size_t errlen);
 
 /* The bound TCP port (the one picked when cfg->port was 0). */
 int api_port(api *a);
+
+/* The RPC address as registered ("" without rpc_url). */
+const char *api_rpc_url(api *a);
+
+/* How many edges the api can hand out now. */
+size_t api_edge_count(api *a);
 
 /* Stop serving: queued requests answer 503, running ones finish (at most
  * one store deadline), connections close, everything is freed. Blocks.

@@ -1,4 +1,8 @@
-/* chat-api: the HTTP+JSON api as a program of its own (fleet mode). */
+/* chat-api: the HTTP+JSON api as a program of its own. With --zk (fleet)
+ * it hands out the least-loaded live edge registered in ZooKeeper, calls
+ * every registered store, and registers itself (service "api"); without
+ * it, the static --edges list and --store-url. SIGTERM leaves ZooKeeper,
+ * finishes the requests in hand and exits 0. */
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,22 +62,39 @@ static void lws_log_emit(int level, const char *line)
 
 int main(int argc, char **argv)
 {
-	const char *host, *store_url, *secret_file, *edges_arg, *level;
-	int port, ttl, workers, timeout;
+	const char *host, *store_url, *secret_file, *edges_arg, *level, *zk,
+	    *instance, *rpc_url, *public_url;
+	int port, ttl, workers, timeout, zk_timeout;
 	const chat_opt opts[] = {
 	    {"host", "CHAT_API_HOST", CHAT_OPT_STR, &host, "127.0.0.1", 0, 0,
 	     "address to listen on"},
 	    {"port", "CHAT_API_PORT", CHAT_OPT_INT, &port, "8080", 0, 65535,
 	     "TCP port (0 = any free port)"},
-	    {"store-url", "CHAT_STORE_URL", CHAT_OPT_STR, &store_url,
-	     "tcp://127.0.0.1:7100", 0, 0, "chat.Store RPC address"},
+	    {"store-url", "CHAT_STORE_URL", CHAT_OPT_STR, &store_url, NULL, 0,
+	     0, "chat.Store RPC address (default: every store registered in "
+	        "--zk, else tcp://127.0.0.1:7100)"},
 	    {"jwt-secret-file", "CHAT_JWT_SECRET_FILE", CHAT_OPT_STR,
 	     &secret_file, NULL, 0, 0,
 	     "file holding the token signing secret (>= 32 bytes; required)"},
 	    {"token-ttl", "CHAT_TOKEN_TTL", CHAT_OPT_INT, &ttl, "86400", 60,
 	     31 * 86400, "token lifetime in seconds"},
 	    {"edges", "CHAT_EDGES", CHAT_OPT_STR, &edges_arg, NULL, 0, 0,
-	     "edges as ID=URL,ID=URL (URL ws://host:port/ws; required)"},
+	     "edges as ID=URL,ID=URL (URL ws://host:port/ws; required "
+	     "without --zk)"},
+	    {"zk", "CHAT_ZK", CHAT_OPT_STR, &zk, NULL, 0, 0,
+	     "ZooKeeper hosts: the live edges and stores, and register"},
+	    {"zk-session-timeout", "CHAT_ZK_SESSION_TIMEOUT_MS", CHAT_OPT_INT,
+	     &zk_timeout, "10000", 1000, 60000,
+	     "ZooKeeper session timeout in ms"},
+	    {"instance", "CHAT_INSTANCE", CHAT_OPT_STR, &instance, "api-1", 0,
+	     0, "instance name (ZooKeeper, logs)"},
+	    {"rpc-url", "CHAT_API_RPC_URL", CHAT_OPT_STR, &rpc_url,
+	     "tcp://127.0.0.1:0", 0, 0,
+	     "where chat.Admin/Health listens with --zk (tcp port 0: any "
+	     "free port; the bound one is registered)"},
+	    {"public-url", "CHAT_API_PUBLIC_URL", CHAT_OPT_STR, &public_url,
+	     NULL, 0, 0, "http URL registered for clients (default "
+	                 "http://HOST:PORT)"},
 	    {"workers", "CHAT_API_WORKERS", CHAT_OPT_INT, &workers, "2", 1, 64,
 	     "password hashing threads (64 MiB each)"},
 	    {"rpc-timeout", "CHAT_RPC_TIMEOUT_MS", CHAT_OPT_INT, &timeout,
@@ -89,7 +110,7 @@ int main(int argc, char **argv)
 	size_t secret_len = 0;
 	struct stat st;
 	sigset_t sigs;
-	int rv, sig, n_edges;
+	int rv, sig, n_edges = 0, fleet;
 
 	rv = chat_opts_parse(opts, argc, argv,
 	                     "The chat api: sign-up, log-in, edge discovery "
@@ -122,13 +143,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chat-api: --jwt-secret-file: %s\n", err);
 		return 2;
 	}
-	edges_buf = strdup(edges_arg);
-	if (!edges_buf) {
-		fprintf(stderr, "chat-api: out of memory\n");
-		free(secret);
-		return 1;
+	fleet = zk && zk[0];
+	if (!fleet && (!store_url || !store_url[0]))
+		store_url = "tcp://127.0.0.1:7100";
+	if (!fleet || (edges_arg && edges_arg[0])) {
+		edges_buf = strdup(edges_arg ? edges_arg : "");
+		if (!edges_buf) {
+			fprintf(stderr, "chat-api: out of memory\n");
+			free(secret);
+			return 1;
+		}
+		n_edges = parse_edges(edges_buf, edges, MAX_EDGES, err,
+		                      sizeof err);
 	}
-	n_edges = parse_edges(edges_buf, edges, MAX_EDGES, err, sizeof err);
 	if (n_edges < 0) {
 		fprintf(stderr, "chat-api: %s\n", err);
 		free(secret);
@@ -156,6 +183,13 @@ int main(int argc, char **argv)
 	cfg.n_edges = n_edges;
 	cfg.workers = workers;
 	cfg.rpc_timeout_ms = timeout;
+	if (fleet) {
+		cfg.zk_hosts = zk;
+		cfg.zk_timeout_ms = zk_timeout;
+		cfg.instance = instance;
+		cfg.rpc_url = rpc_url;
+		cfg.public_url = public_url;
+	}
 	rv = api_start(&cfg, &a, err, sizeof err);
 	explicit_bzero(secret, secret_len);
 	free(secret);

@@ -22,11 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat_arena.h"
 #include "chat_buf.h"
 #include "chat_kafka.h"
+#include "chat_discovery.h"
 #include "chat_log.h"
+#include "chat_map.h"
 #include "chat_queue.h"
 #include "chat_rpc.h"
 #include "chat_util.h"
@@ -41,6 +44,7 @@
 #define MAX_EDGES 256
 #define LOOKUP_MAX 64               /* edges per routing lookup */
 #define BATCH_GAP_MS 2              /* a batch ends after this much quiet */
+#define OVERLAY_SWEEP_MS 1000       /* expired join overlays dropped */
 
 /* One edge's share of a batch: events in order. */
 struct item {
@@ -61,8 +65,21 @@ struct edge {
 	int down;                 /* the last delivery failed twice */
 };
 
+/* The edges of a user who just joined a channel, routed with the channel
+ * until the routing table shows them (see route_one). */
+struct overlay {
+	int64_t until_ms;
+	size_t n;
+	char ids[LOOKUP_MAX][CHAT_EDGE_ID_MAX];
+};
+
 struct disp {
 	chat_routing *routing;
+	char rpc_adv[CHAT_URL_MAX];
+	int overlay_ms;
+	pthread_mutex_t ov_mu;
+	chat_u64map overlay;      /* channel -> struct overlay */
+	int64_t ov_swept_ms;
 	char instance[64];
 	int batch_max, timeout_ms;
 	long queue_max;
@@ -313,18 +330,79 @@ struct share {
 	struct item *it;
 };
 
+/* One routing lookup's answer, kept for the rest of the batch. */
+struct found {
+	size_t n;
+	char ids[][CHAT_EDGE_ID_MAX];
+};
+
 struct router {
 	struct share *shares;
 	size_t n, cap, nev;
+	chat_u64map memo[2]; /* [is_user] key -> struct found */
 };
 
-static int add_lookup(disp *d, char (*ids)[CHAT_EDGE_ID_MAX], size_t *n,
-                      int is_user, uint64_t key)
+static void router_init(struct router *r, struct share *shares, size_t cap,
+                        size_t nev)
 {
-	char found[LOOKUP_MAX][CHAT_EDGE_ID_MAX];
-	size_t k = d->routing->ops->lookup(d->routing, is_user, key, found,
-	                                   LOOKUP_MAX);
-	for (size_t i = 0; i < k && i < LOOKUP_MAX; i++) {
+	memset(r, 0, sizeof *r);
+	r->shares = shares;
+	r->cap = cap;
+	r->nev = nev;
+	chat_u64map_init(&r->memo[0]);
+	chat_u64map_init(&r->memo[1]);
+}
+
+static void router_fini(struct router *r)
+{
+	for (int k = 0; k < 2; k++) {
+		size_t it = 0;
+		uint64_t key;
+		void *v;
+		while (chat_u64map_next(&r->memo[k], &it, &key, &v))
+			free(v);
+		chat_u64map_fini(&r->memo[k]);
+	}
+}
+
+/* The edges of a channel or a user: looked up once per batch (one event
+ * after another of a channel costs one lookup). Never NULL. */
+static const struct found *lookup(disp *d, struct router *r, int is_user,
+                                  uint64_t key)
+{
+	static const struct found none = {0};
+	char ids[LOOKUP_MAX][CHAT_EDGE_ID_MAX];
+	struct found *f;
+	size_t n;
+
+	if (key == 0 || key == UINT64_MAX)
+		return &none;
+	f = chat_u64map_get(&r->memo[is_user ? 1 : 0], key);
+	if (f)
+		return f;
+	n = d->routing->ops->lookup(d->routing, is_user, key, ids,
+	                            LOOKUP_MAX);
+	if (n > LOOKUP_MAX)
+		n = LOOKUP_MAX;
+	f = malloc(sizeof *f + n * CHAT_EDGE_ID_MAX);
+	if (!f)
+		return &none;
+	f->n = n;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(f->ids[i], ids[i], CHAT_EDGE_ID_MAX);
+		f->ids[i][CHAT_EDGE_ID_MAX - 1] = '\0';
+	}
+	if (chat_u64map_put(&r->memo[is_user ? 1 : 0], key, f) != 0) {
+		free(f);
+		return &none;
+	}
+	return f;
+}
+
+static int add_ids(char (*ids)[CHAT_EDGE_ID_MAX], size_t *n,
+                   const char (*found)[CHAT_EDGE_ID_MAX], size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
 		size_t j;
 		for (j = 0; j < *n && strcmp(ids[j], found[i]); j++)
 			;
@@ -333,9 +411,73 @@ static int add_lookup(disp *d, char (*ids)[CHAT_EDGE_ID_MAX], size_t *n,
 		if (*n == MAX_EDGES)
 			return -1;
 		memcpy(ids[(*n)++], found[i], CHAT_EDGE_ID_MAX);
-		ids[*n - 1][CHAT_EDGE_ID_MAX - 1] = '\0';
 	}
 	return 0;
+}
+
+/* A user joined a channel: the edges of their sessions subscribe to it
+ * when this event reaches them, and only then tell the routing table,
+ * so the channel's next events (right behind this one in its partition)
+ * would miss them. Route the channel to those edges too for a while. */
+static void overlay_add(disp *d, uint64_t channel, const struct found *f)
+{
+	struct overlay *o;
+	int64_t now = chat_mono_ms();
+
+	if (!f->n || !channel || channel == UINT64_MAX)
+		return;
+	pthread_mutex_lock(&d->ov_mu);
+	o = chat_u64map_get(&d->overlay, channel);
+	if (!o || o->until_ms < now) {
+		if (!o && (!(o = calloc(1, sizeof *o)) ||
+		           chat_u64map_put(&d->overlay, channel, o) != 0)) {
+			free(o);
+			pthread_mutex_unlock(&d->ov_mu);
+			return;
+		}
+		o->n = 0;
+	}
+	o->until_ms = now + d->overlay_ms;
+	for (size_t i = 0; i < f->n; i++) {
+		size_t j;
+		for (j = 0; j < o->n && strcmp(o->ids[j], f->ids[i]); j++)
+			;
+		if (j == o->n && o->n < LOOKUP_MAX)
+			memcpy(o->ids[o->n++], f->ids[i], CHAT_EDGE_ID_MAX);
+	}
+	pthread_mutex_unlock(&d->ov_mu);
+}
+
+/* Add the overlay of channel (if any, and current) to ids. */
+static void overlay_get(disp *d, uint64_t channel,
+                        char (*ids)[CHAT_EDGE_ID_MAX], size_t *n)
+{
+	struct overlay *o;
+	int64_t now = chat_mono_ms();
+
+	pthread_mutex_lock(&d->ov_mu);
+	if (d->overlay.len && (o = chat_u64map_get(&d->overlay, channel)) &&
+	    o->until_ms >= now)
+		add_ids(ids, n, (const char(*)[CHAT_EDGE_ID_MAX])o->ids, o->n);
+	if (now - d->ov_swept_ms >= OVERLAY_SWEEP_MS) {
+		size_t it = 0;
+		uint64_t key;
+		void *v;
+		d->ov_swept_ms = now;
+		while (chat_u64map_next(&d->overlay, &it, &key, &v))
+			if (((struct overlay *)v)->until_ms < now)
+				free(chat_u64map_del(&d->overlay, key));
+	}
+	pthread_mutex_unlock(&d->ov_mu);
+}
+
+static void add_channel(disp *d, struct router *r,
+                        char (*ids)[CHAT_EDGE_ID_MAX], size_t *n,
+                        uint64_t channel)
+{
+	const struct found *f = lookup(d, r, 0, channel);
+	add_ids(ids, n, (const char(*)[CHAT_EDGE_ID_MAX])f->ids, f->n);
+	overlay_get(d, channel, ids, n);
 }
 
 /* Append ev to the share of every edge interested in it. */
@@ -345,12 +487,19 @@ static void route_one(disp *d, struct router *r, const Chat__Event *ev,
 	static _Thread_local char ids[MAX_EDGES][CHAT_EDGE_ID_MAX];
 	size_t n = 0;
 
+	for (size_t i = 0; i < ev->n_user_ids; i++) {
+		const struct found *f = lookup(d, r, 1, ev->user_ids[i]);
+		add_ids(ids, &n, (const char(*)[CHAT_EDGE_ID_MAX])f->ids,
+		        f->n);
+		if (ev->kind_case == CHAT__EVENT__KIND_MEMBER && ev->member &&
+		    ev->member->kind == CHAT__MEMBER_EVENT__KIND__JOINED &&
+		    ev->member->user_id == ev->user_ids[i])
+			overlay_add(d, ev->member->channel_id, f);
+	}
 	if (ev->channel_id)
-		add_lookup(d, ids, &n, 0, ev->channel_id);
+		add_channel(d, r, ids, &n, ev->channel_id);
 	for (size_t i = 0; i < ev->n_channel_ids; i++)
-		add_lookup(d, ids, &n, 0, ev->channel_ids[i]);
-	for (size_t i = 0; i < ev->n_user_ids; i++)
-		add_lookup(d, ids, &n, 1, ev->user_ids[i]);
+		add_channel(d, r, ids, &n, ev->channel_ids[i]);
 	if (!n)
 		atomic_fetch_add(&d->unrouted, 1);
 	for (size_t i = 0; i < n; i++) {
@@ -407,26 +556,25 @@ static void route_batch(disp *d, const Chat__Event *const *evs,
                         chat_buf **bufs, size_t n)
 {
 	struct share shares_stack[8];
+	struct share *shares = calloc(MAX_EDGES, sizeof *shares);
 	struct router r;
-	memset(&r, 0, sizeof r);
-	r.nev = n;
-	r.cap = MAX_EDGES;
-	r.shares = calloc(MAX_EDGES, sizeof *r.shares);
-	if (!r.shares) {
+
+	if (!shares) {
 		/* Out of memory: route in batches of one. */
-		r.shares = shares_stack;
-		r.cap = 8;
-		r.nev = 1;
+		router_init(&r, shares_stack, 8, 1);
 		for (size_t i = 0; i < n; i++) {
 			route_one(d, &r, evs[i], bufs[i]);
 			router_flush(d, &r);
 		}
+		router_fini(&r);
 		return;
 	}
+	router_init(&r, shares, MAX_EDGES, n);
 	for (size_t i = 0; i < n; i++)
 		route_one(d, &r, evs[i], bufs[i]);
 	router_flush(d, &r);
-	free(r.shares);
+	router_fini(&r);
+	free(shares);
 }
 
 /* ---- the chat.fanout consumer ------------------------------------------ */
@@ -603,6 +751,50 @@ static void health(void *arg, chat_arena *a, size_t *n, void ***out)
 
 /* ---- start / stop ------------------------------------------------------ */
 
+/* The address others dial for a listener on url bound to port: the url's
+ * host (this machine's name for a wildcard host) and the bound port. */
+static void advertise(const char *url, int port, char *out, size_t outlen)
+{
+	const char *h, *colon;
+	char host[200];
+
+	if (strncmp(url, "tcp://", 6) != 0 || port <= 0 ||
+	    !(colon = strrchr(url + 6, ':'))) {
+		chat_strlcpy(out, url, outlen);
+		return;
+	}
+	h = url + 6;
+	snprintf(host, sizeof host, "%.*s", (int)(colon - h), h);
+	if (!host[0] || !strcmp(host, "*") || !strcmp(host, "0.0.0.0") ||
+	    !strcmp(host, "[::]")) {
+		if (gethostname(host, sizeof host) != 0 || !host[0])
+			chat_strlcpy(host, "127.0.0.1", sizeof host);
+		host[sizeof host - 1] = '\0';
+	}
+	snprintf(out, outlen, "tcp://%s:%d", host, port);
+}
+
+/* Register in ZooKeeper as service "dispatcher". */
+static int announce(disp *d, chat_disc *disc, char *err, size_t errlen)
+{
+	chat_disc_entry e;
+	char json[CHAT_DISC_DATA_MAX];
+
+	memset(&e, 0, sizeof e);
+	chat_strlcpy(e.id, d->instance, sizeof e.id);
+	chat_strlcpy(e.service, "dispatcher", sizeof e.service);
+	chat_strlcpy(e.rpc, d->rpc_adv, sizeof e.rpc);
+	chat_strlcpy(e.version, CHAT_VERSION, sizeof e.version);
+	e.pid = (int64_t)getpid();
+	if (chat_disc_format(&e, json, sizeof json) < 0 ||
+	    chat_disc_register(disc, "dispatcher", e.id, json, 0) < 0) {
+		snprintf(err, errlen, "dispatcher: cannot register '%s' in "
+		                      "ZooKeeper", e.id);
+		return -1;
+	}
+	return 0;
+}
+
 int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 {
 	disp *d;
@@ -625,7 +817,11 @@ int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_init(&d->edges_mu, NULL);
+	pthread_mutex_init(&d->ov_mu, NULL);
+	chat_u64map_init(&d->overlay);
 	d->routing = cfg->routing;
+	d->overlay_ms = (cfg->route_cache_ms > 0 ? cfg->route_cache_ms : 0) +
+	                3000;
 	chat_strlcpy(d->instance,
 	             cfg->instance && cfg->instance[0] ? cfg->instance
 	                                               : "dispatcher-1",
@@ -665,14 +861,22 @@ int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 		         "dispatcher: cannot start the RPC threads");
 		goto fail;
 	}
-	chat_info(SVC, "started", "rpc=%s port=%d kafka=%s batch_max=%d",
-	          cfg->rpc_url, port, d->rk ? cfg->kafka_bootstrap : "none",
-	          d->batch_max);
+	advertise(cfg->rpc_url, port, d->rpc_adv, sizeof d->rpc_adv);
+	if (cfg->disc && announce(d, cfg->disc, err, errlen) != 0)
+		goto fail;
+	chat_info(SVC, "started", "rpc=%s kafka=%s batch_max=%d discovery=%s",
+	          d->rpc_adv, d->rk ? cfg->kafka_bootstrap : "none",
+	          d->batch_max, cfg->disc ? "yes" : "no");
 	*out = d;
 	return 0;
 fail:
 	disp_stop(d);
 	return -1;
+}
+
+const char *disp_rpc_url(disp *d)
+{
+	return d ? d->rpc_adv : "";
 }
 
 int disp_ready(disp *d)
@@ -717,6 +921,15 @@ void disp_stop(disp *d)
 		free(e);
 	}
 	pthread_mutex_destroy(&d->edges_mu);
+	{
+		size_t it = 0;
+		uint64_t key;
+		void *v;
+		while (chat_u64map_next(&d->overlay, &it, &key, &v))
+			free(v);
+		chat_u64map_fini(&d->overlay);
+		pthread_mutex_destroy(&d->ov_mu);
+	}
 	chat_info(SVC, "stopped", "consumed=%lld delivered=%lld failed=%lld",
 	          (long long)atomic_load(&d->consumed),
 	          (long long)atomic_load(&d->delivered),

@@ -11,12 +11,20 @@
  * a sender thread of its own, so a slow or dead edge holds up only its own
  * queue. A Deliver that fails is retried once, then dropped (logged as
  * event=deliver_failed): clients recover missed messages from seq gaps and
- * resume. */
+ * resume.
+ *
+ * Routing: each batch looks a channel or user up once. A MemberEvent
+ * JOINED also routes its channel, for route_cache_ms + 3 s, to the edges
+ * of the user who joined: those edges subscribe when the event reaches
+ * them and only then tell the routing table, so without this the
+ * channel's next events (right behind it in the partition) would miss
+ * them. */
 #ifndef DISPATCHER_H
 #define DISPATCHER_H
 
 #include <stddef.h>
 
+#include "chat_discovery.h"
 #include "chat_routing.h"
 
 typedef struct disp_config {
@@ -29,6 +37,12 @@ typedef struct disp_config {
 	int deliver_timeout_ms; /* per Deliver call, default 2000 */
 	int edge_queue_max;     /* events waiting for one edge before new
 	                         * ones are dropped, default 100000 */
+	int route_cache_ms;     /* how long the routing table caches a
+	                         * lookup (the caller set it up so); sizes
+	                         * the join overlay above */
+	chat_disc *disc;        /* NULL, or register as service
+	                         * "dispatcher" (id instance, rpc the bound
+	                         * rpc_url); used during disp_start only */
 } disp_config;
 
 typedef struct disp disp;
@@ -39,6 +53,9 @@ typedef struct disp disp;
  * with *out set, or -1 with a reason in err. Does not block; the first
  * group join (disp_ready) may take seconds. */
 int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen);
+
+/* The chat.Dispatcher address as registered (tcp port 0 resolved). */
+const char *disp_rpc_url(disp *d);
 
 /* Whether the consumer holds its partition assignment (always 1 without
  * Kafka). Thread-safe. */

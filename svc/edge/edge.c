@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chat_log.h"
 #include "chat_util.h"
@@ -228,8 +229,11 @@ static int copy_cfg(edge *e, const edge_config *cfg, char *err, size_t errlen)
 	const char **fields[] = {
 	    &e->cfg.edge_id,      &e->cfg.host,          &e->cfg.public_url,
 	    &e->cfg.rpc_url,      &e->cfg.store_url,     &e->cfg.presence_url,
-	    &e->cfg.dispatcher_url, &e->cfg.kafka_bootstrap,
+	    &e->cfg.dispatcher_url, &e->cfg.kafka_bootstrap, &e->cfg.zk_hosts,
 	};
+	_Static_assert(sizeof fields / sizeof fields[0] ==
+	                   sizeof e->strs / sizeof e->strs[0],
+	               "one copy per string field");
 	e->cfg = *cfg;
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		if (!*fields[i] || !**fields[i]) {
@@ -265,6 +269,12 @@ static int copy_cfg(edge *e, const edge_config *cfg, char *err, size_t errlen)
 		e->cfg.ping_secs = 30;
 	if (e->cfg.ping_secs > 3600)
 		e->cfg.ping_secs = 3600;
+	if (e->cfg.zk_timeout_ms <= 0)
+		e->cfg.zk_timeout_ms = 10000;
+	if (e->cfg.heartbeat_ms <= 0)
+		e->cfg.heartbeat_ms = 3000;
+	if (e->cfg.load_ms <= 0)
+		e->cfg.load_ms = 2000;
 
 	if (!e->cfg.edge_id || strlen(e->cfg.edge_id) >= CHAT_EDGE_ID_MAX) {
 		snprintf(err, errlen, "edge_id: required, at most %d bytes",
@@ -275,9 +285,9 @@ static int copy_cfg(edge *e, const edge_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "rpc_url: required");
 		return -1;
 	}
-	if (!e->cfg.store_url || !e->cfg.presence_url) {
-		snprintf(err, errlen,
-		         "store_url and presence_url are required");
+	if (!e->cfg.zk_hosts && (!e->cfg.store_url || !e->cfg.presence_url)) {
+		snprintf(err, errlen, "store_url and presence_url are "
+		                      "required (or zk_hosts)");
 		return -1;
 	}
 	if (!e->cfg.kafka_bootstrap) {
@@ -312,14 +322,54 @@ static int copy_cfg(edge *e, const edge_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static chat_rpc_client *client(const char *url, const char *what, char *err,
-                               size_t errlen)
+/* A client of url, or, with discovery and no url, of every registered
+ * instance of service. NULL with a reason when url is bad. */
+static chat_rpc_client *client(edge *e, const char *url, const char *service,
+                               const char *what, char *err, size_t errlen)
 {
 	char why[200];
-	chat_rpc_client *c = chat_rpc_client_new(url, why, sizeof why);
-	if (!c)
+	int bind = !url && e->disc;
+	chat_rpc_client *c = chat_rpc_client_new(bind ? NULL : url, why,
+	                                          sizeof why);
+	if (!c) {
 		snprintf(err, errlen, "%s: %s", what, why);
+		return NULL;
+	}
+	if (bind && chat_disc_bind_client(e->disc, service, c) != 0) {
+		snprintf(err, errlen, "%s: cannot follow service %s", what,
+		         service);
+		chat_rpc_client_free(c);
+		return NULL;
+	}
 	return c;
+}
+
+/* The address others dial for a listener on url bound to port: the url's
+ * host (this machine's name for a wildcard host) and the bound port. */
+static void advertise(const char *url, int port, char *out, size_t outlen)
+{
+	const char *h, *colon;
+	char host[200];
+
+	if (strncmp(url, "tcp://", 6) != 0 || port <= 0 ||
+	    !(colon = strrchr(url + 6, ':'))) {
+		chat_strlcpy(out, url, outlen);
+		return;
+	}
+	h = url + 6;
+	snprintf(host, sizeof host, "%.*s", (int)(colon - h), h);
+	if (!host[0] || !strcmp(host, "*") || !strcmp(host, "0.0.0.0") ||
+	    !strcmp(host, "[::]")) {
+		if (gethostname(host, sizeof host) != 0 || !host[0])
+			chat_strlcpy(host, "127.0.0.1", sizeof host);
+		host[sizeof host - 1] = '\0';
+	}
+	snprintf(out, outlen, "tcp://%s:%d", host, port);
+}
+
+void edge_set_rpc_port(edge *e, int port)
+{
+	advertise(e->cfg.rpc_url, port, e->rpc_adv, sizeof e->rpc_adv);
 }
 
 int edge_start(const edge_config *cfg, edge **out, char *err, size_t errlen)
@@ -333,22 +383,45 @@ int edge_start(const edge_config *cfg, edge **out, char *err, size_t errlen)
 	}
 	chat_queue_init(&e->inbox);
 	pthread_mutex_init(&e->wake_mu, NULL);
+	pthread_mutex_init(&e->rt.mu, NULL);
+	pthread_cond_init(&e->rt.cv, NULL);
+	pthread_cond_init(&e->rt.done, NULL);
+	pthread_rwlock_init(&e->pres_lock, NULL);
+	pthread_mutex_init(&e->live_mu, NULL);
+	chat_u64map_init(&e->live);
+	chat_u64map_init(&e->rt.mirror[0]);
+	chat_u64map_init(&e->rt.mirror[1]);
 	chat_u64map_init(&e->sessions);
 	chat_u64map_init(&e->chan_subs);
 	chat_u64map_init(&e->user_sess);
 	chat_u64map_init(&e->acks);
+	chat_u64map_init(&e->route_wait);
+	e->inited = 1;
 	/* Random start: session ids stay unique across restarts. */
 	e->next_sid = chat_random_u64() >> 16;
 	if (copy_cfg(e, cfg, err, errlen) != 0)
 		goto fail;
-	if (!(e->store = client(e->cfg.store_url, "store_url", err, errlen)) ||
-	    !(e->presence = client(e->cfg.presence_url, "presence_url", err,
-	                           errlen)))
+	if (e->cfg.zk_hosts &&
+	    !(e->disc = chat_disc_new(e->cfg.zk_hosts, e->cfg.zk_timeout_ms,
+	                              err, errlen)))
 		goto fail;
-	if (e->cfg.dispatcher_url &&
-	    !(e->dispatcher = client(e->cfg.dispatcher_url, "dispatcher_url",
-	                             err, errlen)))
+	if (!(e->store = client(e, e->cfg.store_url, "store", "store_url",
+	                        err, errlen)) ||
+	    !(e->presence = client(e, e->cfg.presence_url, "presence",
+	                           "presence_url", err, errlen)))
 		goto fail;
+	if ((e->cfg.dispatcher_url || e->disc) &&
+	    !(e->dispatcher = client(e, e->cfg.dispatcher_url, "dispatcher",
+	                             "dispatcher_url", err, errlen)))
+		goto fail;
+	/* The first sessions find the services already known (a bound client
+	 * with no URL yet fails at once). Not waiting on ZooKeeper longer. */
+	if (e->disc)
+		for (int i = 0; i < 3; i++)
+			chat_disc_list(e->disc,
+			               (const char *[]){"store", "presence",
+			                                "dispatcher"}[i],
+			               NULL, 0, 2000);
 	e->workers = chat_workers_new(e->cfg.workers, "edge-worker");
 	if (!e->workers) {
 		snprintf(err, errlen, "cannot start the worker threads");
@@ -364,28 +437,32 @@ int edge_start(const edge_config *cfg, edge **out, char *err, size_t errlen)
 		             sizeof e->public_url);
 	} else {
 		const char *h = e->cfg.host;
-		if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !*h)
+		char name[200];
+		if (!strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !*h) {
 			h = "127.0.0.1";
+			if (e->cfg.zk_hosts && gethostname(name, sizeof name) ==
+			                           0 && name[0]) {
+				name[sizeof name - 1] = '\0';
+				h = name;
+			}
+		}
 		snprintf(e->public_url, sizeof e->public_url, "ws://%s:%d/ws",
 		         h, e->port);
 	}
 	if (edge_rpc_start(e, err, errlen) != 0)
 		goto fail;
-	if (e->cfg.routing->ops->edge_register(e->cfg.routing, e->cfg.edge_id,
-	                                       e->cfg.rpc_url) != 0) {
-		snprintf(err, errlen, "cannot register edge %s in the routing "
-		         "table", e->cfg.edge_id);
-		goto fail;
-	}
-	e->registered = 1;
 	if (pthread_create(&e->thread, NULL, edge_ws_main, e) != 0) {
 		snprintf(err, errlen, "cannot start the service thread");
 		goto fail;
 	}
 	e->thread_started = 1;
 	pthread_setname_np(e->thread, "edge-lws");
-	chat_info(EDGE_SVC, "started", "edge=%s url=%s rpc=%s",
-	          e->cfg.edge_id, e->public_url, e->cfg.rpc_url);
+	/* Last: ZooKeeper hands the edge out from here on. */
+	if (edge_route_start(e, err, errlen) != 0)
+		goto fail;
+	chat_info(EDGE_SVC, "started", "edge=%s url=%s rpc=%s discovery=%s",
+	          e->cfg.edge_id, e->public_url, e->rpc_adv,
+	          e->cfg.zk_hosts ? e->cfg.zk_hosts : "none");
 	*out = e;
 	return 0;
 fail:
@@ -403,15 +480,53 @@ const char *edge_public_url(edge *e)
 	return e->public_url;
 }
 
+const char *edge_rpc_url(edge *e)
+{
+	return e->rpc_adv;
+}
+
 int edge_sessions(edge *e)
 {
 	return atomic_load(&e->nsessions);
+}
+
+int edge_drain(edge *e, int per_second, const char *reason)
+{
+	edge_kick k;
+	edge_ib *ib;
+
+	atomic_store(&e->draining, 1);
+	edge_route_leave(e);
+	memset(&k, 0, sizeof k);
+	k.per_second = per_second > 0 ? per_second : 0;
+	chat_strlcpy(k.reason, reason && *reason ? reason : "server draining",
+	             sizeof k.reason);
+	ib = edge_ib_new(IB_DRAIN);
+	if (!ib)
+		return -1;
+	pthread_mutex_init(&k.mu, NULL);
+	pthread_cond_init(&k.cv, NULL);
+	ib->kick = &k;
+	/* Completed by the service thread or by the inbox's disposal. */
+	edge_post(e, ib);
+	pthread_mutex_lock(&k.mu);
+	while (!k.done)
+		pthread_cond_wait(&k.cv, &k.mu);
+	pthread_mutex_unlock(&k.mu);
+	pthread_mutex_destroy(&k.mu);
+	pthread_cond_destroy(&k.cv);
+	chat_info(EDGE_SVC, "drain", "edge=%s sessions=%u per_second=%d",
+	          e->cfg.edge_id, k.count, k.per_second);
+	return (int)k.count;
 }
 
 void edge_stop(edge *e)
 {
 	if (!e)
 		return;
+	/* First out of ZooKeeper: the api stops handing this edge out. */
+	if (e->rt.started)
+		edge_route_leave(e);
 	atomic_store(&e->stopping, 1);
 	if (e->thread_started) {
 		/* The service thread closes every session with 1001, waits a
@@ -439,18 +554,36 @@ void edge_stop(edge *e)
 	chat_workers_free(e->workers);
 	chat_producer_free(e->producer);
 	inbox_dispose(e);
-	if (e->registered)
-		e->cfg.routing->ops->edge_unregister(e->cfg.routing,
-		                                     e->cfg.edge_id);
+	/* Publishes what the closes queued, then drops the edge from the
+	 * routing table and leaves ZooKeeper. */
+	if (e->inited)
+		edge_route_stop(e);
+	inbox_dispose(e);
+	if (e->disc) {
+		chat_disc_unbind_client(e->disc, e->store);
+		chat_disc_unbind_client(e->disc, e->presence);
+		chat_disc_unbind_client(e->disc, e->dispatcher);
+	}
 	chat_rpc_client_free(e->store);
 	chat_rpc_client_free(e->presence);
 	chat_rpc_client_free(e->dispatcher);
+	chat_disc_free(e->disc);
 	chat_u64map_fini(&e->sessions);
 	chat_u64map_fini(&e->chan_subs);
 	chat_u64map_fini(&e->user_sess);
+	chat_u64map_fini(&e->route_wait);
+	free(e->drain_sids);
 	edge_acks_fini(e);
 	chat_queue_fini(&e->inbox);
 	pthread_mutex_destroy(&e->wake_mu);
+	if (e->inited) {
+		chat_u64map_fini(&e->live);
+		pthread_mutex_destroy(&e->live_mu);
+		pthread_rwlock_destroy(&e->pres_lock);
+		pthread_cond_destroy(&e->rt.done);
+		pthread_cond_destroy(&e->rt.cv);
+		pthread_mutex_destroy(&e->rt.mu);
+	}
 	if (e->cfg.edge_id)
 		chat_info(EDGE_SVC, "stopped", "edge=%s", e->cfg.edge_id);
 	for (size_t i = 0; i < sizeof e->strs / sizeof e->strs[0]; i++)

@@ -19,6 +19,7 @@
 #include "chat_arena.h"
 #include "chat_auth.h"
 #include "chat_buf.h"
+#include "chat_discovery.h"
 #include "chat_kafka.h"
 #include "chat_map.h"
 #include "chat_queue.h"
@@ -39,6 +40,7 @@
 #define EDGE_TYPING_GAP_US 1000000 /* at most one typing notice a second */
 #define EDGE_SETUP_RUNS 5          /* setup re-runs when membership moves */
 #define EDGE_TICK_US 1000000
+#define EDGE_DRAIN_TICK_US 100000 /* drain pacing step */
 
 /* WebSocket close codes (docs/PROTOCOL.md). */
 #define EDGE_CLOSE_GOING_AWAY 1001
@@ -79,9 +81,37 @@ typedef struct edge_sess {
 	 * snapshot is stale and the setup runs again */
 	int memb_changed, setup_runs;
 	int64_t typing_next_us; /* typing notices before this are dropped */
+	/* the routing operation that made its subscriptions: a resume reads
+	 * history only once the routing thread has applied it */
+	uint64_t route_seq;
+	int64_t route_ready_us; /* 0, or when route_seq has settled */
 } edge_sess;
 
 /* The local sessions of one channel or one user. */
+/* The routing thread (route.c). The service thread queues operations;
+ * everything else is the routing thread's own. */
+typedef struct edge_rt {
+	pthread_t thread;
+	int started;
+	pthread_mutex_t mu;  /* ops, n, stop, leave, left */
+	pthread_cond_t cv;   /* wakes the routing thread */
+	pthread_cond_t done; /* leave finished */
+	chat_route_op *ops;  /* queued, in order */
+	size_t n, cap;
+	int stop, leave, left;
+	uint64_t queued;     /* ops queued so far (service thread writes) */
+	atomic_uint_fast64_t applied; /* ops taken and applied so far */
+	atomic_int_fast64_t applied_us; /* when (chat_mono_us) */
+	/* routing thread only */
+	chat_u64map mirror[2]; /* [is_user] key -> (void *)1: what is
+	                        * published */
+	int need_full;       /* register and publish the whole mirror */
+	int announced;       /* presence has heard of the sessions once */
+	int64_t next_hb_ms, next_load_ms, retry_ms;
+	int64_t last_load;
+	chat_disc *reg;      /* the ZooKeeper registration (left on drain) */
+} edge_rt;
+
 typedef struct edge_set {
 	size_t n, cap;
 	edge_sess **v;
@@ -112,7 +142,17 @@ struct edge {
 	chat_rpc_client *store, *presence, *dispatcher;
 	chat_producer *producer;
 	chat_rpc_server *rpc;
-	int registered;
+	char rpc_adv[CHAT_URL_MAX]; /* chat.Edge as others dial it */
+	edge_rt rt;
+	int inited;          /* the locks and maps above exist */
+	chat_disc *disc;     /* finds store, presence, dispatchers */
+	atomic_int draining; /* refuse upgrades (503) */
+	/* SessionDown jobs hold it shared, a re-announce exclusively per
+	 * session: a SessionUp re-sent for a closing session never lands
+	 * after its SessionDown */
+	pthread_rwlock_t pres_lock;
+	pthread_mutex_t live_mu;
+	chat_u64map live;    /* ids of open sessions (under live_mu) */
 
 	/* service thread only */
 	chat_u64map sessions;   /* session id -> edge_sess */
@@ -128,6 +168,18 @@ struct edge {
 	chat_u64map acks;
 	size_t nacks;
 	lws_sorted_usec_list_t tick; /* 1 s service-thread timer */
+
+	/* service thread: resumes waiting for the routing thread (sid ->
+	 * (void *)1), and a drain in progress */
+	chat_u64map route_wait;
+	lws_sorted_usec_list_t route_tick; /* while some wait to settle */
+	int route_tick_on;
+	uint64_t *drain_sids;
+	size_t drain_n, drain_i;
+	int64_t drain_t0_us;
+	int drain_rate;
+	char drain_reason[EDGE_CLOSE_REASON_MAX + 1];
+	lws_sorted_usec_list_t drain_tick;
 
 	/* counters (any thread) */
 	atomic_uint_fast64_t n_sent, n_acked, n_delivered, n_overflow;
@@ -145,6 +197,10 @@ enum edge_ib_op {
 	IB_KICK,        /* close every session of a user */
 	IB_RESUME_PAGE, /* one history page of a resume */
 	IB_SEND_DONE,   /* a delivery report: ok, or an error frame */
+	IB_ROUTED,      /* the routing thread applied ops up to a point */
+	IB_REANNOUNCE,  /* tell presence about every session again */
+	IB_DRAIN,       /* close every session, paced (kick holds the
+	                 * rate, the reason, and waits for the count) */
 };
 
 /* One event of a Deliver batch, encoded once. */
@@ -169,6 +225,7 @@ typedef struct edge_kick {
 	int done;
 	uint32_t count;
 	uint64_t user_id;
+	int per_second;      /* IB_DRAIN */
 	char reason[EDGE_CLOSE_REASON_MAX + 1];
 } edge_kick;
 
@@ -223,7 +280,14 @@ enum edge_job_op {
 	JOB_CHANLIST,     /* push a fresh ChannelList to a user's sessions */
 	JOB_RESUME_PAGE,  /* one Store.History page for a resume */
 	JOB_FREE_PRODUCER, /* flush and free a replaced producer */
+	JOB_REANNOUNCE,   /* Presence.SessionUp for each of a list */
 };
+
+/* One session of a re-announce. */
+typedef struct edge_reann {
+	uint64_t sid, user_id;
+	char user_name[EDGE_NAME_MAX];
+} edge_reann;
 
 typedef struct edge_job {
 	chat_job job;
@@ -236,6 +300,8 @@ typedef struct edge_job {
 	uint64_t channel_id, after_seq; /* JOB_RESUME_PAGE */
 	uint32_t limit;
 	void *ptr;                      /* JOB_FREE_PRODUCER */
+	edge_reann *reann;              /* JOB_REANNOUNCE, in arena */
+	size_t nreann;
 } edge_job;
 
 /* A job for op with a fresh arena, or NULL. */
@@ -320,5 +386,40 @@ void edge_acks_fini(edge *e);
 /* ---- chat.Edge (rpc.c) ---- */
 
 int edge_rpc_start(edge *e, char *err, size_t errlen);
+
+/* Record the bound chat.Edge port: rpc_adv (edge.c). */
+void edge_set_rpc_port(edge *e, int port);
+
+/* ---- the routing thread (route.c) ---- */
+
+/* Start it (after edge_rpc_start: it registers rpc_adv). With zk_hosts
+ * it also registers the edge in ZooKeeper. Returns 0 or -1. */
+int edge_route_start(edge *e, char *err, size_t errlen);
+
+/* Service thread: queue one routing change; returns its sequence number
+ * (compare with rt.applied). */
+uint64_t edge_route(edge *e, int is_user, uint64_t key, int add);
+
+/* Leave ZooKeeper now (drain, stop); waits until done. Any thread but
+ * the routing thread. */
+void edge_route_leave(edge *e);
+
+/* Apply what is queued, drop the edge from the routing table, leave
+ * ZooKeeper, join the thread, free. After the service thread ended. */
+void edge_route_stop(edge *e);
+
+/* The JSON registered in ZooKeeper for this edge with load. */
+int edge_disc_json(edge *e, int64_t load, char *out, size_t outlen);
+
+/* ---- session services (ws.c, service thread) ---- */
+
+/* IB_ROUTED: resumes waiting for their routes continue. */
+void edge_routed(edge *e);
+
+/* IB_REANNOUNCE: one job sending SessionUp for every open session. */
+void edge_reannounce(edge *e);
+
+/* IB_DRAIN: start closing every session (paced). */
+void edge_drain_begin(edge *e, edge_kick *k);
 
 #endif

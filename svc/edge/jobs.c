@@ -243,12 +243,14 @@ static void job_session_down(edge_job *j)
 	sr.user_name = j->user_name;
 	sr.session_id = j->sid;
 	sr.edge_id = (char *)e->cfg.edge_id;
+	pthread_rwlock_rdlock(&e->pres_lock);
 	st = chat_rpc_invoke(e->presence, &chat__presence__descriptor,
 	                     "SessionDown", &sr.base, j->arena,
 	                     (ProtobufCMessage **)&pu,
 	                     stopping ? STOP_RPC_TIMEOUT_MS
 	                              : e->cfg.rpc_timeout_ms,
 	                     reason, sizeof reason);
+	pthread_rwlock_unlock(&e->pres_lock);
 	if (st != CHAT_OK) {
 		chat_debug(EDGE_SVC, "session_down_failed", "sid=%" PRIu64
 		           " reason=\"%s\"", j->sid, reason);
@@ -557,6 +559,57 @@ static void job_req(edge_job *j)
 	post_buf(e, ib, b);
 }
 
+/* Presence lost its sessions (Redis restarted): SessionUp again for each
+ * session still open. A session that closes meanwhile is skipped, or its
+ * SessionDown waits for this SessionUp (pres_lock). */
+static void job_reannounce(edge_job *j)
+{
+	edge *e = j->e;
+	size_t ok = 0, failed = 0;
+	chat_arena *a = chat_arena_new(); /* j->arena holds the list */
+
+	if (!a)
+		return;
+	for (size_t i = 0; i < j->nreann && !atomic_load(&e->stopping); i++) {
+		const edge_reann *x = &j->reann[i];
+		Chat__SessionReq sr = CHAT__SESSION_REQ__INIT;
+		Chat__PresenceUpdate *pu = NULL;
+		char reason[256];
+		int live, st = CHAT_OK;
+
+		pthread_rwlock_wrlock(&e->pres_lock);
+		pthread_mutex_lock(&e->live_mu);
+		live = chat_u64map_get(&e->live, x->sid) != NULL;
+		pthread_mutex_unlock(&e->live_mu);
+		if (live) {
+			sr.user_id = x->user_id;
+			sr.user_name = (char *)x->user_name;
+			sr.session_id = x->sid;
+			sr.edge_id = (char *)e->cfg.edge_id;
+			st = chat_rpc_invoke(e->presence,
+			                     &chat__presence__descriptor,
+			                     "SessionUp", &sr.base, a,
+			                     (ProtobufCMessage **)&pu,
+			                     e->cfg.rpc_timeout_ms, reason,
+			                     sizeof reason);
+		}
+		pthread_rwlock_unlock(&e->pres_lock);
+		chat_arena_reset(a);
+		if (!live)
+			continue;
+		if (st == CHAT_OK) {
+			ok++;
+		} else if (failed++ == 0) {
+			chat_warn(EDGE_SVC, "reannounce_failed",
+			          "sid=%" PRIu64 " reason=\"%s\"", x->sid,
+			          reason);
+		}
+	}
+	chat_arena_free(a);
+	chat_info(EDGE_SVC, "reannounced", "edge=%s ok=%zu failed=%zu",
+	          e->cfg.edge_id, ok, failed);
+}
+
 static void job_run(chat_job *cj)
 {
 	edge_job *j = CHAT_CONTAINER_OF(cj, edge_job, job);
@@ -581,6 +634,9 @@ static void job_run(chat_job *cj)
 			break;
 		case JOB_RESUME_PAGE:
 			job_resume_page(j);
+			break;
+		case JOB_REANNOUNCE:
+			job_reannounce(j);
 			break;
 		}
 	}

@@ -1,10 +1,8 @@
-/* chat-edge: one edge as its own process (fleet mode).
- *
- * Note: the routing table here is the in-memory one, private to this
- * process, so dispatchers elsewhere cannot see which channels this edge
- * serves. A standalone chat-edge is only useful once the fleet routing
- * table (Redis) exists; until then chatd, which runs every service in one
- * process sharing one table, is the deployment to use. */
+/* chat-edge: one edge as its own process (fleet mode): the routing table
+ * in Redis (--redis), registered in ZooKeeper (--zk), where it also finds
+ * the stores, presence and dispatchers. SIGTERM leaves ZooKeeper, closes
+ * every session with 1001 (clients move to another edge and resume),
+ * flushes the producer, drops its routes, and exits 0. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -70,11 +68,14 @@ static int load_key(const char *path, char **key, size_t *len, char *err,
 int main(int argc, char **argv)
 {
 	const char *edge_id, *host, *public_url, *rpc_url, *store_url,
-	    *presence_url, *dispatcher_url, *kafka, *secret_file, *level;
-	int port, workers, max_frames, max_bytes, rate, burst;
+	    *presence_url, *dispatcher_url, *kafka, *secret_file, *level, *zk,
+	    *redis;
+	int port, workers, max_frames, max_bytes, rate, burst, zk_timeout,
+	    route_ttl, redis_timeout, ack_after_store, route_cache_ms;
 	const chat_opt opts[] = {
-	    {"edge-id", "CHAT_EDGE_ID", CHAT_OPT_STR, &edge_id, "edge-1", 0, 0,
-	     "unique id of this edge"},
+	    {"instance", "CHAT_INSTANCE", CHAT_OPT_STR, &edge_id, "edge-1", 0,
+	     0, "unique id of this edge (routing table, ZooKeeper, logs): "
+	        "1-63 of A-Z a-z 0-9 . _ -"},
 	    {"host", "CHAT_EDGE_HOST", CHAT_OPT_STR, &host, "127.0.0.1", 0, 0,
 	     "WebSocket listen address"},
 	    {"port", "CHAT_EDGE_PORT", CHAT_OPT_INT, &port, "7001", 0, 65535,
@@ -82,21 +83,45 @@ int main(int argc, char **argv)
 	    {"public-url", "CHAT_EDGE_PUBLIC_URL", CHAT_OPT_STR, &public_url,
 	     NULL, 0, 0, "ws URL handed to clients (default derived)"},
 	    {"rpc-url", "CHAT_EDGE_RPC_URL", CHAT_OPT_STR, &rpc_url,
-	     "tcp://127.0.0.1:7101", 0, 0, "where chat.Edge listens"},
-	    {"store-url", "CHAT_STORE_URL", CHAT_OPT_STR, &store_url,
-	     "tcp://127.0.0.1:7201", 0, 0, "chat.Store RPC address"},
+	     "tcp://127.0.0.1:7101", 0, 0,
+	     "where chat.Edge listens (tcp port 0: any free port; the bound "
+	     "one is registered)"},
+	    {"store-url", "CHAT_STORE_URL", CHAT_OPT_STR, &store_url, NULL, 0,
+	     0, "chat.Store RPC address (default: every store registered in "
+	        "--zk, else tcp://127.0.0.1:7201)"},
 	    {"presence-url", "CHAT_PRESENCE_URL", CHAT_OPT_STR, &presence_url,
-	     "tcp://127.0.0.1:7301", 0, 0, "chat.Presence RPC address"},
+	     NULL, 0, 0, "chat.Presence RPC address (default: from --zk, "
+	                 "else tcp://127.0.0.1:7301)"},
 	    {"dispatcher-url", "CHAT_DISPATCHER_URL", CHAT_OPT_STR,
-	     &dispatcher_url, "tcp://127.0.0.1:7401", 0, 0,
-	     "chat.Dispatcher RPC address (typing notices)"},
+	     &dispatcher_url, NULL, 0, 0,
+	     "chat.Dispatcher RPC address for typing notices (default: from "
+	     "--zk, else tcp://127.0.0.1:7401)"},
 	    {"kafka", "CHAT_KAFKA", CHAT_OPT_STR, &kafka, "127.0.0.1:9092", 0,
 	     0, "Kafka bootstrap servers"},
+	    {"redis", "CHAT_REDIS", CHAT_OPT_STR, &redis, NULL, 0, 0,
+	     "HOST:PORT of Redis for the routing table (without it the table "
+	     "is in this process only: no dispatcher can see it)"},
+	    {"route-ttl", "CHAT_ROUTE_TTL", CHAT_OPT_INT, &route_ttl, "10", 2,
+	     3600, "seconds the edge's routing lease lives without a "
+	           "heartbeat (heartbeat every third of it)"},
+	    {"route-cache-ms", "CHAT_ROUTE_CACHE_MS", CHAT_OPT_INT,
+	     &route_cache_ms, "100", 0, 10000,
+	     "the dispatchers' routing cache (same setting there): a resume "
+	     "reads history only this long after its routes are published"},
+	    {"redis-timeout", "CHAT_REDIS_TIMEOUT_MS", CHAT_OPT_INT,
+	     &redis_timeout, "500", 10, 60000,
+	     "bound of each Redis step in ms"},
+	    {"zk", "CHAT_ZK", CHAT_OPT_STR, &zk, NULL, 0, 0,
+	     "ZooKeeper hosts: register, and find stores, presence and "
+	     "dispatchers"},
+	    {"zk-session-timeout", "CHAT_ZK_SESSION_TIMEOUT_MS", CHAT_OPT_INT,
+	     &zk_timeout, "10000", 1000, 60000,
+	     "ZooKeeper session timeout in ms"},
 	    {"jwt-secret-file", "CHAT_JWT_SECRET_FILE", CHAT_OPT_STR,
 	     &secret_file, NULL, 0, 0,
 	     "file holding the JWT signing key (>= 32 bytes; must exist)"},
 	    {"workers", "CHAT_EDGE_WORKERS", CHAT_OPT_INT, &workers, "4", 1,
-	     256,	     "RPC worker threads"},
+	     256, "RPC worker threads"},
 	    {"max-queue-frames", "CHAT_EDGE_MAX_QUEUE_FRAMES", CHAT_OPT_INT,
 	     &max_frames, "4096", 2, 1 << 24, "outbound frames per session"},
 	    {"max-queue-bytes", "CHAT_EDGE_MAX_QUEUE_BYTES", CHAT_OPT_INT,
@@ -105,7 +130,11 @@ int main(int argc, char **argv)
 	    {"send-rate", "CHAT_EDGE_SEND_RATE", CHAT_OPT_INT, &rate, "100", 1,
 	     1000000, "messages per second per session"},
 	    {"send-burst", "CHAT_EDGE_SEND_BURST", CHAT_OPT_INT, &burst, "200",
-	     1,	     1000000, "burst of messages per session"},
+	     1, 1000000, "burst of messages per session"},
+	    {"ack-after-store", "CHAT_EDGE_ACK_AFTER_STORE", CHAT_OPT_BOOL,
+	     &ack_after_store, "0", 0, 1,
+	     "acknowledge a send once stored, not once in the log (for a log "
+	     "that is not durable)"},
 	    {"log-level", "CHAT_LOG_LEVEL", CHAT_OPT_STR, &level, "info", 0, 0,
 	     "debug, info, warn, error or off"},
 	    {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
@@ -119,7 +148,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	sigset_t sigs;
 	char sig = 0;
-	int rv;
+	int rv, fleet;
 
 	rv = chat_opts_parse(opts, argc, argv, summary, err, sizeof err);
 	if (rv != 0) {
@@ -133,6 +162,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	chat_opts_log(opts, "edge");
+	if (!chat_routing_edge_id_valid(edge_id)) {
+		fprintf(stderr, "chat-edge: --instance '%s': 1-63 characters "
+		                "of A-Z a-z 0-9 . _ -\n", edge_id);
+		return 2;
+	}
+	fleet = zk && zk[0];
+	if (!fleet) {
+		if (!store_url || !store_url[0])
+			store_url = "tcp://127.0.0.1:7201";
+		if (!presence_url || !presence_url[0])
+			presence_url = "tcp://127.0.0.1:7301";
+		if (!dispatcher_url || !dispatcher_url[0])
+			dispatcher_url = "tcp://127.0.0.1:7401";
+	}
 	if (chat_auth_init() != 0) {
 		fprintf(stderr, "chat-edge: cannot initialise libsodium\n");
 		return 1;
@@ -141,7 +184,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chat-edge: %s\n", err);
 		return 2;
 	}
-	routing = chat_routing_mem_new();
+	if (redis && redis[0]) {
+		routing = chat_routing_redis_new(redis, NULL, route_ttl,
+		                                 redis_timeout, err,
+		                                 sizeof err);
+		if (!routing) {
+			fprintf(stderr, "chat-edge: --redis: %s\n", err);
+			free(key);
+			return 2;
+		}
+	} else {
+		chat_warn("edge", "routing_local", "%s",
+		          "reason=\"no --redis: dispatchers in other processes "
+		          "cannot route to this edge\"");
+		routing = chat_routing_mem_new();
+	}
 	if (!routing) {
 		fprintf(stderr, "chat-edge: out of memory\n");
 		free(key);
@@ -185,18 +242,27 @@ int main(int argc, char **argv)
 	cfg.max_queue_bytes = max_bytes;
 	cfg.send_rate = rate;
 	cfg.send_burst = burst;
+	cfg.ack_after_store = ack_after_store;
+	cfg.zk_hosts = fleet ? zk : NULL;
+	cfg.zk_timeout_ms = zk_timeout;
+	cfg.heartbeat_ms = route_ttl * 1000 / 3;
+	cfg.route_settle_ms = redis && redis[0] ? route_cache_ms : 0;
 	if (edge_start(&cfg, &e, err, sizeof err) != 0) {
 		fprintf(stderr, "chat-edge: %s\n", err);
 		chat_routing_free(routing);
 		free(key);
 		return 1;
 	}
-	printf("chat-edge %s listening on %s\n", edge_id, edge_public_url(e));
+	/* The key lives in the edge now. */
+	explicit_bzero(key, keylen);
+	printf("chat-edge %s listening on %s rpc %s\n", edge_id,
+	       edge_public_url(e), edge_rpc_url(e));
 	fflush(stdout);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	while (read(sig_pipe[0], &sig, 1) < 0 && errno == EINTR)
 		;
-	chat_info("edge", "signal", "sig=%d", sig);
+	chat_info("edge", "stopping", "signal=%d sessions=%d", sig,
+	          edge_sessions(e));
 	edge_stop(e);
 	chat_routing_free(routing);
 	free(key);

@@ -111,18 +111,19 @@ oom:
 }
 
 /* A close reason must be valid UTF-8 and fit a close frame. */
-static void close_reason(char *dst, size_t dstlen, const char *src)
+static void close_reason(char *dst, size_t dstlen, const char *src,
+                         const char *def)
 {
 	size_t n;
 	if (!src || !*src)
-		src = "disconnected by an administrator";
+		src = def;
 	n = strlen(src);
 	if (n > dstlen - 1)
 		n = dstlen - 1;
 	while (n && !chat_utf8_valid_text(src, n))
 		n--;
 	if (!n) {
-		chat_strlcpy(dst, "disconnected by an administrator", dstlen);
+		chat_strlcpy(dst, def, dstlen);
 		return;
 	}
 	memcpy(dst, src, n);
@@ -142,7 +143,8 @@ static int kick(void *arg, chat_rpc_call *call)
 		                     "user_id is required");
 	memset(&k, 0, sizeof k);
 	k.user_id = req->user_id;
-	close_reason(k.reason, sizeof k.reason, req->reason);
+	close_reason(k.reason, sizeof k.reason, req->reason,
+	             "disconnected by an administrator");
 	ib = edge_ib_new(IB_KICK);
 	if (!ib)
 		return chat_rpc_fail(call, CHAT_RESOURCE_EXHAUSTED,
@@ -163,7 +165,27 @@ static int kick(void *arg, chat_rpc_call *call)
 	return CHAT_OK;
 }
 
-static const chat_rpc_fn edge_fns[] = {deliver, kick};
+/* Stop taking sessions, leave ZooKeeper, close the open ones (paced). */
+static int drain(void *arg, chat_rpc_call *call)
+{
+	edge *e = arg;
+	const Chat__DrainReq *req = (const Chat__DrainReq *)call->in;
+	Chat__DrainReply *rep = (Chat__DrainReply *)call->out;
+	char reason[EDGE_CLOSE_REASON_MAX + 1];
+	int n;
+
+	close_reason(reason, sizeof reason, req->reason, "server draining");
+	n = edge_drain(e, req->per_second > 1000000 ? 1000000
+	                                            : (int)req->per_second,
+	               reason);
+	if (n < 0)
+		return chat_rpc_fail(call, CHAT_RESOURCE_EXHAUSTED,
+		                     "out of memory");
+	rep->sessions = (uint32_t)n;
+	return CHAT_OK;
+}
+
+static const chat_rpc_fn edge_fns[] = {deliver, kick, drain};
 
 static void health(void *arg, chat_arena *a, size_t *n, void ***counters)
 {
@@ -173,6 +195,8 @@ static void health(void *arg, chat_arena *a, size_t *n, void ***counters)
 		int64_t v;
 	} c[] = {
 	    {"sessions", atomic_load(&e->nsessions)},
+	    {"draining", atomic_load(&e->draining)},
+	    {"routes_applied", (int64_t)atomic_load(&e->rt.applied)},
 	    {"sends", (int64_t)atomic_load(&e->n_sent)},
 	    {"acks", (int64_t)atomic_load(&e->n_acked)},
 	    {"delivered", (int64_t)atomic_load(&e->n_delivered)},
@@ -199,8 +223,9 @@ static void health(void *arg, chat_arena *a, size_t *n, void ***counters)
 
 int edge_rpc_start(edge *e, char *err, size_t errlen)
 {
-	_Static_assert(sizeof edge_fns / sizeof edge_fns[0] == 2,
-	               "chat.Edge has two methods");
+	_Static_assert(sizeof edge_fns / sizeof edge_fns[0] == 3,
+	               "chat.Edge has three methods");
+	int port = 0;
 	e->rpc = chat_rpc_server_new("edge", e->cfg.edge_id,
 	                             e->cfg.rpc_threads);
 	if (!e->rpc) {
@@ -209,8 +234,10 @@ int edge_rpc_start(edge *e, char *err, size_t errlen)
 	}
 	if (chat_rpc_server_add(e->rpc, &chat__edge__descriptor,
 	                        CHAT_RPC_TABLE(edge_fns), e) ||
-	    chat_rpc_server_listen(e->rpc, e->cfg.rpc_url, NULL, err, errlen))
+	    chat_rpc_server_listen(e->rpc, e->cfg.rpc_url, &port, err,
+	                           errlen))
 		return -1;
+	edge_set_rpc_port(e, port);
 	chat_rpc_server_set_health(e->rpc, health, e);
 	if (chat_rpc_server_start(e->rpc) != 0) {
 		snprintf(err, errlen, "cannot start the chat.Edge threads");

@@ -98,8 +98,10 @@ edge_sess *edge_sess_new(edge *e, struct lws *wsi, const chat_claims *c)
 		goto fail;
 	}
 	if (first)
-		e->cfg.routing->ops->user_add(e->cfg.routing, s->user_id,
-		                              e->cfg.edge_id);
+		edge_route(e, 1, s->user_id, 1);
+	pthread_mutex_lock(&e->live_mu);
+	chat_u64map_put(&e->live, s->id, s); /* never dereferenced */
+	pthread_mutex_unlock(&e->live_mu);
 	atomic_fetch_add(&e->nsessions, 1);
 	return s;
 fail:
@@ -137,13 +139,17 @@ void edge_sess_free(edge_sess *s)
 	e = s->e;
 	while (chat_u64map_next(&s->chans, &it, &ch, &v))
 		if (set_del(&e->chan_subs, ch, s))
-			e->cfg.routing->ops->channel_del(e->cfg.routing, ch,
-			                                 e->cfg.edge_id);
+			edge_route(e, 0, ch, 0);
 	chat_u64map_fini(&s->chans);
 	if (set_del(&e->user_sess, s->user_id, s))
-		e->cfg.routing->ops->user_del(e->cfg.routing, s->user_id,
-		                              e->cfg.edge_id);
+		edge_route(e, 1, s->user_id, 0);
 	chat_u64map_del(&e->sessions, s->id);
+	chat_u64map_del(&e->route_wait, s->id);
+	/* Out of the live set before SessionDown is queued: a re-announce
+	 * no longer sends SessionUp for it (see pres_lock). */
+	pthread_mutex_lock(&e->live_mu);
+	chat_u64map_del(&e->live, s->id);
+	pthread_mutex_unlock(&e->live_mu);
 	/* While the setup job is out, the job's answer sends SessionDown, so
 	 * that it cannot overtake the SessionUp. */
 	if (!s->setup_pending) {
@@ -303,8 +309,10 @@ void edge_sess_chan_add(edge_sess *s, uint64_t channel_id)
 		return;
 	}
 	if (first)
-		e->cfg.routing->ops->channel_add(e->cfg.routing, channel_id,
-		                                 e->cfg.edge_id);
+		s->route_seq = edge_route(e, 0, channel_id, 1);
+	else if (s->route_seq < e->rt.queued)
+		s->route_seq = e->rt.queued; /* the add is out already */
+	s->route_ready_us = 0;
 }
 
 void edge_sess_chan_del(edge_sess *s, uint64_t channel_id)
@@ -313,6 +321,5 @@ void edge_sess_chan_del(edge_sess *s, uint64_t channel_id)
 	if (!chat_u64map_del(&s->chans, channel_id))
 		return;
 	if (set_del(&e->chan_subs, channel_id, s))
-		e->cfg.routing->ops->channel_del(e->cfg.routing, channel_id,
-		                                 e->cfg.edge_id);
+		edge_route(e, 0, channel_id, 0);
 }

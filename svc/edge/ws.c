@@ -27,6 +27,8 @@ struct edge_resume {
 	size_t count;  /* replayed for position i */
 	int job_out;   /* a page is being fetched */
 	int waiting;   /* paused until the queue drains */
+	int waiting_route; /* paused until the routing table has the
+	                    * session's channels */
 };
 
 void edge_resume_free(edge_resume *r)
@@ -152,6 +154,11 @@ static int filter(edge *e, struct lws *wsi)
 		snprintf(reason, sizeof reason, "server shutting down");
 		goto refuse;
 	}
+	if (atomic_load(&e->draining)) {
+		code = 503;
+		snprintf(reason, sizeof reason, "server draining");
+		goto refuse;
+	}
 	if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
 	    strcmp(uri, "/ws") != 0) {
 		code = 404;
@@ -242,9 +249,12 @@ static int established(edge *e, struct lws *wsi, struct pss *p)
 	p->s = s;
 	chat_debug(EDGE_SVC, "session_open", "sid=%" PRIu64 " user=%" PRIu64
 	           " name=%s", s->id, s->user_id, s->user_name);
-	if (atomic_load(&e->stopping)) {
+	if (atomic_load(&e->stopping) || atomic_load(&e->draining)) {
 		edge_sess_close(s, EDGE_CLOSE_GOING_AWAY,
-		                "server shutting down", 0);
+		                atomic_load(&e->stopping)
+		                    ? "server shutting down"
+		                    : "server draining",
+		                0);
 		return 0;
 	}
 	/* No requests until Welcome and the channel list are out. */
@@ -370,6 +380,24 @@ static void resume_finish(edge_sess *s)
 	req_done(s);
 }
 
+/* Whether the routing table has routed the session's channels here for
+ * long enough that no dispatcher answers from an older cached lookup. */
+static int route_settled(edge_sess *s)
+{
+	edge *e = s->e;
+
+	if (s->route_seq > atomic_load(&e->rt.applied))
+		return 0;
+	if (e->cfg.route_settle_ms <= 0)
+		return 1;
+	if (!s->route_ready_us)
+		s->route_ready_us = atomic_load(&e->rt.applied_us) +
+		                    (int64_t)e->cfg.route_settle_ms * 1000;
+	return chat_mono_us() >= s->route_ready_us;
+}
+
+static void route_tick_arm(edge *e);
+
 static void resume_next(edge_sess *s)
 {
 	edge_resume *r = s->resume;
@@ -387,6 +415,21 @@ static void resume_next(edge_sess *s)
 		return;
 	}
 	r->waiting = 0;
+	/* A message stored after the history read below reaches this edge
+	 * only once the table routes its channels here: read after that. */
+	if (!route_settled(s)) {
+		if (!r->waiting_route &&
+		    chat_u64map_put(&e->route_wait, s->id, (void *)1) == 0)
+			r->waiting_route = 1;
+		if (r->waiting_route) {
+			route_tick_arm(e);
+			return;
+		}
+	}
+	if (r->waiting_route) {
+		chat_u64map_del(&e->route_wait, s->id);
+		r->waiting_route = 0;
+	}
 	j = edge_job_new(e, JOB_RESUME_PAGE);
 	if (j) {
 		size_t left = EDGE_RESUME_MAX - r->count;
@@ -762,6 +805,140 @@ static void kick(edge *e, edge_ib *ib)
 	          n);
 }
 
+/* ---- routing, presence and drain ---- */
+
+void edge_routed(edge *e)
+{
+	size_t it = 0;
+	uint64_t sid;
+	void *v;
+
+	while (chat_u64map_next(&e->route_wait, &it, &sid, &v)) {
+		edge_sess *s = edge_sess_find(e, sid);
+		if (!s || !s->resume || !s->resume->waiting_route) {
+			chat_u64map_del(&e->route_wait, sid);
+			if (s && s->resume)
+				s->resume->waiting_route = 0;
+			continue;
+		}
+		resume_next(s); /* goes on, or waits again */
+	}
+}
+
+static void route_tick(lws_sorted_usec_list_t *sul)
+{
+	edge *e = CHAT_CONTAINER_OF(sul, edge, route_tick);
+	e->route_tick_on = 0;
+	edge_routed(e);
+}
+
+/* Look at the waiting resumes again soon (routes settling). */
+static void route_tick_arm(edge *e)
+{
+	if (e->route_tick_on || e->cfg.route_settle_ms <= 0)
+		return;
+	e->route_tick_on = 1;
+	lws_sul_schedule(e->ctx, 0, &e->route_tick, route_tick, 20000);
+}
+
+void edge_reannounce(edge *e)
+{
+	size_t it = 0, n = 0, max = (size_t)atomic_load(&e->nsessions);
+	uint64_t sid;
+	void *v;
+	edge_job *j;
+
+	if (!max || atomic_load(&e->stopping))
+		return;
+	j = edge_job_new(e, JOB_REANNOUNCE);
+	if (!j || !(j->reann = chat_arena_alloc(j->arena,
+	                                        max * sizeof *j->reann))) {
+		edge_job_free(j);
+		chat_error(EDGE_SVC, "reannounce_failed", "reason=oom");
+		return;
+	}
+	while (chat_u64map_next(&e->sessions, &it, &sid, &v) && n < max) {
+		edge_sess *s = v;
+		/* SessionUp is idempotent: one still setting up may send
+		 * its own too (its SessionUp may have gone before the loss) */
+		if (s->close_code && !s->close_drain)
+			continue;
+		j->reann[n].sid = s->id;
+		j->reann[n].user_id = s->user_id;
+		chat_strlcpy(j->reann[n].user_name, s->user_name,
+		             sizeof j->reann[n].user_name);
+		n++;
+	}
+	j->nreann = n;
+	chat_info(EDGE_SVC, "reannounce", "edge=%s sessions=%zu",
+	          e->cfg.edge_id, n);
+	if (!n)
+		edge_job_free(j);
+	else
+		edge_job_submit(e, j);
+}
+
+/* Close the drain's share for the time elapsed. */
+static void drain_step(edge *e)
+{
+	size_t want = e->drain_n;
+
+	if (e->drain_rate > 0) {
+		int64_t el = chat_mono_us() - e->drain_t0_us;
+		uint64_t due =
+		    (uint64_t)e->drain_rate * (uint64_t)el / 1000000u + 1;
+		if (due < want)
+			want = (size_t)due;
+	}
+	while (e->drain_i < want) {
+		edge_sess *s = edge_sess_find(e, e->drain_sids[e->drain_i++]);
+		if (s && !(s->close_code && !s->close_drain))
+			edge_sess_close(s, EDGE_CLOSE_GOING_AWAY,
+			                e->drain_reason, 0);
+	}
+}
+
+static void drain_tick(lws_sorted_usec_list_t *sul)
+{
+	edge *e = CHAT_CONTAINER_OF(sul, edge, drain_tick);
+	drain_step(e);
+	if (e->drain_i < e->drain_n)
+		lws_sul_schedule(e->ctx, 0, &e->drain_tick, drain_tick,
+		                 EDGE_DRAIN_TICK_US);
+}
+
+void edge_drain_begin(edge *e, edge_kick *k)
+{
+	size_t it = 0, n = 0, cap = (size_t)atomic_load(&e->nsessions) + 1;
+	uint64_t *sids = calloc(cap, sizeof *sids);
+	uint64_t sid;
+	void *v;
+
+	if (!sids) {
+		k->count = 0;
+		return;
+	}
+	/* Only the sessions open now: a second drain takes what is left. */
+	while (chat_u64map_next(&e->sessions, &it, &sid, &v) && n < cap) {
+		edge_sess *s = v;
+		if (s->close_code && !s->close_drain)
+			continue;
+		sids[n++] = sid;
+	}
+	free(e->drain_sids);
+	e->drain_sids = sids;
+	e->drain_n = n;
+	e->drain_i = 0;
+	e->drain_rate = k->per_second;
+	e->drain_t0_us = chat_mono_us();
+	chat_strlcpy(e->drain_reason, k->reason, sizeof e->drain_reason);
+	k->count = (uint32_t)n;
+	drain_step(e);
+	if (e->drain_i < e->drain_n)
+		lws_sul_schedule(e->ctx, 0, &e->drain_tick, drain_tick,
+		                 EDGE_DRAIN_TICK_US);
+}
+
 static void handle(edge *e, edge_ib *ib)
 {
 	edge_sess *s;
@@ -828,6 +1005,15 @@ static void handle(edge *e, edge_ib *ib)
 		break;
 	case IB_RESUME_PAGE:
 		resume_page(e, ib);
+		break;
+	case IB_ROUTED:
+		edge_routed(e);
+		break;
+	case IB_REANNOUNCE:
+		edge_reannounce(e);
+		break;
+	case IB_DRAIN:
+		edge_drain_begin(e, ib->kick);
 		break;
 	}
 }
@@ -980,6 +1166,10 @@ void *edge_ws_main(void *arg)
 			break;
 	}
 	lws_sul_schedule(e->ctx, 0, &e->tick, tick, LWS_SET_TIMER_USEC_CANCEL);
+	lws_sul_schedule(e->ctx, 0, &e->drain_tick, drain_tick,
+	                 LWS_SET_TIMER_USEC_CANCEL);
+	lws_sul_schedule(e->ctx, 0, &e->route_tick, route_tick,
+	                 LWS_SET_TIMER_USEC_CANCEL);
 	pthread_mutex_lock(&e->wake_mu);
 	e->ctx_live = 0;
 	pthread_mutex_unlock(&e->wake_mu);

@@ -52,7 +52,8 @@ static int announce(const char *hosts, int timeout_ms, const char *id,
 		return -1;
 	if (chat_disc_format(&e, json, sizeof json) < 0 ||
 	    chat_disc_register(d, "store", e.id, json, 0) < 0) {
-		snprintf(err, errlen, "cannot register '%s' in ZooKeeper", e.id);
+		snprintf(err, errlen, "cannot register '%s' in ZooKeeper",
+		         e.id);
 		chat_disc_free(d);
 		return -1;
 	}

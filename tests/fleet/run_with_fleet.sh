@@ -2,7 +2,8 @@
 # Bring up a local fleet in a fresh run dir (compose/fleet.sh up), run a test
 # command with every address of fleet.env in its environment, then take the
 # fleet down by pid. On failure the last lines of every log are printed and
-# the run dir is kept; on success it is removed.
+# the run dir is kept; on success it is removed. It fails too when a service
+# did not stop by itself on SIGTERM or wrote a sanitizer report in its log.
 #
 # Usage: run_with_fleet.sh COMMAND [ARGS...]
 # The command also gets CHAT_FLEET_CTL (the path of compose/fleet.sh, e.g.
@@ -46,6 +47,22 @@ rc=$?
 trap - INT TERM
 "$fleet" down >"$run/down.out" 2>&1
 down=$?
+# Every service must have stopped by itself on SIGTERM, and (sanitizer
+# builds) without a report.
+if grep -q "SIGKILL" "$run/down.out"; then
+	echo "--- a service did not stop on SIGTERM" >&2
+	down=1
+fi
+for l in "$CHAT_FLEET_DIR"/logs/store-*.log "$CHAT_FLEET_DIR"/logs/dispatcher-*.log \
+	"$CHAT_FLEET_DIR"/logs/presence-*.log "$CHAT_FLEET_DIR"/logs/edge-*.log \
+	"$CHAT_FLEET_DIR"/logs/api-*.log; do
+	[ -f "$l" ] || continue
+	if grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$l"; then
+		echo "--- sanitizer report in $l" >&2
+		grep -A30 "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$l" | head -60 >&2
+		down=1
+	fi
+done
 if [ $rc -ne 0 ] || [ $down -ne 0 ]; then
 	echo "--- test rc=$rc, fleet.sh down rc=$down" >&2
 	cat "$run/down.out" >&2

@@ -28,7 +28,9 @@ typedef struct it_server {
 
 /* Start `chatd` (path in CHATD env or argv) with a fresh data dir unless
  * data_dir is given (restart on the same data), ports 0, and extra args
- * (NULL-terminated). Waits for its ready file (30 s). Returns 0 or -1. */
+ * (NULL-terminated). Waits for its ready file (30 s). Returns 0 or -1.
+ * With CHAT_TEST_API_URL set, starts nothing and uses that api (and the
+ * edge CHAT_TEST_EDGE_URL for tests that dial an edge themselves). */
 int it_server_start(it_server *s, const char *chatd, const char *data_dir,
                     const char *const *extra);
 

@@ -1,7 +1,8 @@
 /* The dispatcher on librdkafka's mock cluster with an in-memory routing
  * table and fake edges (chat.Edge servers in this file on inproc://):
  * routing by channel, channel list and user, once per edge, in order,
- * batched; Publish; a dead edge; an edge that moves. */
+ * batched; Publish; a dead edge; an edge that moves; a joiner's edges
+ * routed the channel right after the join. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -441,6 +442,47 @@ static void test_edge_moves(void **state)
 	pthread_mutex_unlock(&e2.mu);
 }
 
+/* User 200 (on edge-2) joins channel 9, which no edge routes yet, and a
+ * message follows at once: edge-2 subscribes only when the join reaches
+ * it, so the dispatcher routes channel 9 to the joiner's edges for a
+ * while by itself. edge-1 gets nothing of it. */
+static void test_join_overlay(void **state)
+{
+	Chat__Event ev = CHAT__EVENT__INIT;
+	Chat__MemberEvent m = CHAT__MEMBER_EVENT__INIT;
+	uint64_t users[] = {200};
+	(void)state;
+	fedge_reset(&e1);
+	fedge_reset(&e2);
+	m.channel_id = 9;
+	m.user_id = 200;
+	m.kind = CHAT__MEMBER_EVENT__KIND__JOINED;
+	ev.channel_id = 9;
+	ev.n_user_ids = 1;
+	ev.user_ids = users;
+	ev.kind_case = CHAT__EVENT__KIND_MEMBER;
+	ev.member = &m;
+	produce(&ev, 9);
+	produce_msg(9, 1);
+	produce_msg(9, 2);
+	assert_int_equal(chat_producer_flush(g_prod, 10000), 0);
+	wait_events(&e2, 3, 5000);
+	assert_int_equal(count_kind(&e2, CHAT__EVENT__KIND_MEMBER, 9), 1);
+	check_channel(&e2, 9, 2);
+	usleep(50000);
+	assert_int_equal(count_kind(&e1, CHAT__EVENT__KIND_MESSAGE, 9), 0);
+	/* a LEFT adds nothing */
+	m.kind = CHAT__MEMBER_EVENT__KIND__LEFT;
+	m.channel_id = 10;
+	ev.channel_id = 10;
+	produce(&ev, 10);
+	produce_msg(10, 1);
+	assert_int_equal(chat_producer_flush(g_prod, 10000), 0);
+	wait_events(&e2, 4, 5000);
+	usleep(100000);
+	assert_int_equal(count_kind(&e2, CHAT__EVENT__KIND_MESSAGE, 10), 0);
+}
+
 static void test_bad_record(void **state)
 {
 	uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
@@ -507,6 +549,7 @@ int main(void)
 	    cmocka_unit_test(test_publish),
 	    cmocka_unit_test(test_dead_edge),
 	    cmocka_unit_test(test_edge_moves),
+	    cmocka_unit_test(test_join_overlay),
 	    cmocka_unit_test(test_bad_record),
 	    cmocka_unit_test(test_bad_config),
 	};
