@@ -198,6 +198,8 @@ int main(int argc, char **argv)
 		sc.rpc_url = "inproc://chat-store";
 		sc.instance = "store-1";
 		sc.admin_url = c.admin_url;
+		/* the mock holds every empty fetch for its full wait */
+		sc.fetch_wait_ms = 1;
 		if (store_start(&sc, &st, err, sizeof err) != 0)
 			goto fail;
 	}
@@ -207,6 +209,7 @@ int main(int argc, char **argv)
 		dc.rpc_url = "inproc://chat-dispatcher";
 		dc.instance = "dispatcher-1";
 		dc.routing = routing;
+		dc.fetch_wait_ms = 1;
 		if (disp_start(&dc, &dp, err, sizeof err) != 0)
 			goto fail;
 	}

@@ -41,7 +41,10 @@ void chat_producer_free(chat_producer *p);
 /* A consumer in group for topics (comma-separated). With own_offsets the
  * application stores offsets itself: auto commit is off and rebalance_cb
  * (required) must assign. Otherwise offsets auto-commit after poll and
- * new groups start at the earliest offset. NULL with err. */
+ * new groups start at the earliest offset. fetch_wait_ms bounds how long
+ * the broker holds a fetch that finds nothing (0 = 10): a real broker
+ * answers as soon as data arrives, librdkafka's mock cluster always waits
+ * it out, so chatd uses 1. NULL with err. */
 rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
                               const char *client_id, const char *topics,
                               int own_offsets,
@@ -49,7 +52,8 @@ rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
                                                    rd_kafka_resp_err_t,
                                                    rd_kafka_topic_partition_list_t *,
                                                    void *),
-                              void *opaque, char *err, size_t errlen);
+                              void *opaque, int fetch_wait_ms, char *err,
+                              size_t errlen);
 
 typedef struct chat_kafka_mock chat_kafka_mock;
 

@@ -29,6 +29,11 @@ void chat_queue_fini(chat_queue *q);
  * owns the node). */
 int chat_queue_push(chat_queue *q, chat_qnode *n);
 
+/* Like chat_queue_push, and *was_empty tells whether the queue held
+ * nothing before: only that push needs to wake a consumer that drains
+ * everything at once (later pushes find it still awake or about to be). */
+int chat_queue_push_first(chat_queue *q, chat_qnode *n, int *was_empty);
+
 /* Detach every queued node, oldest first, as a NULL-terminated list.
  * Never blocks. */
 chat_qnode *chat_queue_take_all(chat_queue *q);

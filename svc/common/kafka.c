@@ -152,13 +152,16 @@ rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
                                                    rd_kafka_resp_err_t,
                                                    rd_kafka_topic_partition_list_t *,
                                                    void *),
-                              void *opaque, char *err, size_t errlen)
+                              void *opaque, int fetch_wait_ms, char *err,
+                              size_t errlen)
 {
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	char fw[16];
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *tl;
 	char buf[256], *save = NULL, *t;
 
+	snprintf(fw, sizeof fw, "%d", fetch_wait_ms > 0 ? fetch_wait_ms : 10);
 	if (conf_set(c, "bootstrap.servers", bootstrap, err, errlen) ||
 	    conf_set(c, "group.id", group, err, errlen) ||
 	    conf_set(c, "client.id", client_id, err, errlen) ||
@@ -168,7 +171,7 @@ rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
 	    conf_set(c, "enable.partition.eof", "false", err, errlen) ||
 	    conf_set(c, "session.timeout.ms", "10000", err, errlen) ||
 	    conf_set(c, "heartbeat.interval.ms", "1000", err, errlen) ||
-	    conf_set(c, "fetch.wait.max.ms", "10", err, errlen) ||
+	    conf_set(c, "fetch.wait.max.ms", fw, err, errlen) ||
 	    conf_set(c, "isolation.level", "read_committed", err, errlen))
 		goto fail;
 	if (rebalance_cb)

@@ -17,21 +17,8 @@ void chat_queue_fini(chat_queue *q)
 
 int chat_queue_push(chat_queue *q, chat_qnode *n)
 {
-	n->next = NULL;
-	pthread_mutex_lock(&q->mu);
-	if (q->closed) {
-		pthread_mutex_unlock(&q->mu);
-		return -1;
-	}
-	if (q->tail)
-		q->tail->next = n;
-	else
-		q->head = n;
-	q->tail = n;
-	q->len++;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	return 0;
+	int was_empty;
+	return chat_queue_push_first(q, n, &was_empty);
 }
 
 chat_qnode *chat_queue_take_all(chat_queue *q)
@@ -78,4 +65,24 @@ size_t chat_queue_len(chat_queue *q)
 	n = q->len;
 	pthread_mutex_unlock(&q->mu);
 	return n;
+}
+
+int chat_queue_push_first(chat_queue *q, chat_qnode *n, int *was_empty)
+{
+	n->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	if (q->closed) {
+		pthread_mutex_unlock(&q->mu);
+		return -1;
+	}
+	*was_empty = q->head == NULL;
+	if (q->tail)
+		q->tail->next = n;
+	else
+		q->head = n;
+	q->tail = n;
+	q->len++;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
 }

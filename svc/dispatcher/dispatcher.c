@@ -43,8 +43,10 @@
 #define MAX_DELIVER_BYTES (4u << 20) /* per Deliver call */
 #define MAX_EDGES 256
 #define LOOKUP_MAX 64               /* edges per routing lookup */
-#define BATCH_GAP_MS 2              /* a batch ends after this much quiet */
+#define BATCH_GAP_MS 0              /* a batch is what has arrived (see the
+                                     * store's LINGER_MS) */
 #define OVERLAY_SWEEP_MS 1000       /* expired join overlays dropped */
+#define ROUTE_SWEEP_MS 2000         /* dead edges dropped from the table */
 
 /* One edge's share of a batch: events in order. */
 struct item {
@@ -657,6 +659,7 @@ static void *consumer_main(void *arg)
 	const Chat__Event **evs = malloc(cap * sizeof *evs);
 	chat_buf **bufs = malloc(cap * sizeof *bufs);
 	chat_arena *a = chat_arena_new();
+	int64_t swept_ms = 0;
 
 	if (!msgs || !evs || !bufs || !a) {
 		chat_error(SVC, "consumer_failed", "reason=oom");
@@ -664,8 +667,15 @@ static void *consumer_main(void *arg)
 	}
 	while (!atomic_load(&d->stop)) {
 		size_t n = 0;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(d->rk, 100);
-		if (!m)
+		rd_kafka_message_t *m;
+		int64_t now = chat_mono_ms();
+		if (now - swept_ms >= ROUTE_SWEEP_MS) {
+			/* A killed edge's routes would stay in sets nobody
+			 * reads; Redis tables only (no-op otherwise). */
+			swept_ms = now;
+			chat_routing_redis_sweep(d->routing);
+		}
+		if (!(m = rd_kafka_consumer_poll(d->rk, 100)))
 			continue;
 		msgs[n++] = m;
 		while (n < cap && (m = rd_kafka_consumer_poll(
@@ -846,7 +856,7 @@ int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 		d->rk = chat_consumer_new(cfg->kafka_bootstrap,
 		                          "chat-dispatcher", d->instance,
 		                          CHAT_TOPIC_FANOUT, 0, rebalance, d,
-		                          err, errlen);
+		                          cfg->fetch_wait_ms, err, errlen);
 		if (!d->rk)
 			goto fail;
 		if (pthread_create(&d->consumer, NULL, consumer_main, d) != 0) {

@@ -35,6 +35,8 @@ typedef struct disp_config {
 	int batch_max;          /* events per poll batch and per Deliver,
 	                         * default 1000 */
 	int deliver_timeout_ms; /* per Deliver call, default 2000 */
+	int fetch_wait_ms;      /* chat_consumer_new's fetch wait; 0 = 10 ms;
+	                         * 1 for the mock cluster */
 	int edge_queue_max;     /* events waiting for one edge before new
 	                         * ones are dropped, default 100000 */
 	int route_cache_ms;     /* how long the routing table caches a

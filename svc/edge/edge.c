@@ -12,7 +12,7 @@
 #include "edge_int.h"
 #include "log.pb-c.h"
 
-#define KAFKA_LINGER_MS 2
+#define KAFKA_LINGER_MS 1
 
 /* ---- inbox items ---- */
 
@@ -63,11 +63,15 @@ void edge_post(edge *e, edge_ib *ib)
 {
 	if (!ib)
 		return;
-	if (chat_queue_push(&e->inbox, &ib->node) != 0) {
+	int first = 0;
+	if (chat_queue_push_first(&e->inbox, &ib->node, &first) != 0) {
 		edge_ib_free(ib);
 		return;
 	}
-	edge_wake(e);
+	/* The service thread takes the whole inbox per wake: only the push
+	 * that found it empty needs to wake it. */
+	if (first)
+		edge_wake(e);
 }
 
 static void inbox_dispose(edge *e)

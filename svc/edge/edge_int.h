@@ -11,6 +11,7 @@
 #ifndef EDGE_INT_H
 #define EDGE_INT_H
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -127,6 +128,7 @@ struct edge {
 	int port;
 
 	struct lws_context *ctx;
+	struct ev_loop *evloop; /* our epoll loop, lent to lws (foreign) */
 	lws_retry_bo_t retry;  /* ping / hang-up policy */
 	pthread_t thread;
 	int thread_started;

@@ -12,6 +12,10 @@
 #include "rpc.pb-c.h"
 #include "store_internal.h"
 
+/* Fan-out producer batching: a short linger; under load librdkafka
+ * batches anyway while a request is out. */
+#define FANOUT_LINGER_MS 1
+
 static char *dup_or(const char *s, const char *def)
 {
 	return strdup(s && *s ? s : def);
@@ -57,8 +61,8 @@ static void producer_renew(struct store *s, chat_producer *failed)
 
 	pthread_rwlock_wrlock(&s->prod_lock);
 	if (s->prod == failed) {
-		p = chat_producer_new(s->kafka, s->client_id, 5, fanout_dr, s,
-		                      err, sizeof err);
+		p = chat_producer_new(s->kafka, s->client_id, FANOUT_LINGER_MS,
+		                      fanout_dr, s, err, sizeof err);
 		if (p) {
 			old = s->prod;
 			s->prod = p;
@@ -220,8 +224,8 @@ int store_start(const store_config *cfg, store **out, char *err,
 	s->pos_lock_init = 1;
 	snprintf(s->client_id, sizeof s->client_id, "chat-store-%s",
 	         s->instance);
-	s->prod = chat_producer_new(s->kafka, s->client_id, 5, fanout_dr, s,
-	                            err, errlen);
+	s->prod = chat_producer_new(s->kafka, s->client_id, FANOUT_LINGER_MS,
+	                            fanout_dr, s, err, errlen);
 	if (!s->prod)
 		goto fail;
 
@@ -251,7 +255,8 @@ int store_start(const store_config *cfg, store **out, char *err,
 
 	s->consumer = chat_consumer_new(s->kafka, "chat-store", s->client_id,
 	                                CHAT_TOPIC_INGRESS, 1,
-	                                store_rebalance_cb, s, err, errlen);
+	                                store_rebalance_cb, s,
+	                                cfg->fetch_wait_ms, err, errlen);
 	if (!s->consumer)
 		goto fail;
 	if (store_consumer_start(s, err, errlen))

@@ -37,6 +37,8 @@ typedef struct store_config {
 	const char *instance;        /* instance name for logs/health and the
 	                              * Kafka client id; NULL/"" = "store" */
 	int rpc_threads;             /* 1..256, 0 = default 4 */
+	int fetch_wait_ms;           /* chat_consumer_new's fetch wait;
+	                              * 0 = 10 ms; 1 for the mock cluster */
 	int batch_max;               /* records per transaction, 1..100000,
 	                              * 0 = default 500 */
 	int test_fail_commits;       /* tests only: the first N ingress

@@ -14,7 +14,9 @@
 #include "store_internal.h"
 
 #define POLL_MS 100     /* waiting for the first record of a batch */
-#define LINGER_MS 5     /* a batch ends after this long without records */
+#define LINGER_MS 0     /* a batch is what has arrived: waiting for more
+                         * only adds latency (under load the queue fills
+                         * while the previous batch commits) */
 #define BACKOFF_MIN 50  /* ms, after a failed batch */
 #define BACKOFF_MAX 2000
 

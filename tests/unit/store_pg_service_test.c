@@ -536,7 +536,7 @@ static int setup(void **state)
 	}
 	T.fan = chat_consumer_new(chat_kafka_mock_bootstraps(T.mock),
 	                          "pg-test-fanout", "pg-test-fanout",
-	                          CHAT_TOPIC_FANOUT, 0, NULL, NULL, err,
+	                          CHAT_TOPIC_FANOUT, 0, NULL, NULL, 1, err,
 	                          sizeof err);
 	T.prod = chat_producer_new(chat_kafka_mock_bootstraps(T.mock),
 	                           "pg-test-producer", 5, on_delivery, NULL,

@@ -488,7 +488,7 @@ static int setup(void **state)
 	/* The fan-out reader joins its group while the store joins its. */
 	T.fan = chat_consumer_new(chat_kafka_mock_bootstraps(T.mock),
 	                          "store-test-fanout", "store-test-fanout",
-	                          CHAT_TOPIC_FANOUT, 0, NULL, NULL, err,
+	                          CHAT_TOPIC_FANOUT, 0, NULL, NULL, 1, err,
 	                          sizeof err);
 	if (!T.fan) {
 		fprintf(stderr, "consumer: %s\n", err);
