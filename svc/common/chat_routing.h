@@ -84,6 +84,7 @@ chat_routing *chat_routing_mem_new(void);
  *                          (<= 0: 10) unless heartbeat refreshes it
  *   P edge:{id}:ch         SET of channel ids of the edge (its index)
  *   P edge:{id}:user       SET of user ids of the edge
+ *   P route:edges          SET of the edge ids registered (for the sweep)
  * The index sets expire 6 TTLs (at least 60 s) after the edge's last
  * heartbeat or apply. lookup returns only edges whose P edge:{id} exists
  * and removes the others from the set it read; results are cached for at
@@ -99,6 +100,15 @@ chat_routing *chat_routing_redis_new(const char *addr, const char *prefix,
 /* Change the lookup cache lifetime of a Redis table (0 = no cache).
  * Ignored for other tables. */
 void chat_routing_redis_set_cache_ms(chat_routing *r, int cache_ms);
+
+/* Drop every entry (route sets, index) of the edges whose lease ran out:
+ * an edge killed with -9 leaves its entries in sets nobody may read again
+ * (lookups only clean the sets they read). The edges are those that
+ * registered through any table on this Redis (P route:edges). Call it
+ * every few seconds from one or more processes (dispatchers do): it is
+ * one atomic script, idempotent. Returns how many edges were swept, 0 for
+ * other tables, or -1 when Redis could not be reached. */
+int chat_routing_redis_sweep(chat_routing *r);
 
 /* Whether id is a valid edge id (see edge_register). */
 int chat_routing_edge_id_valid(const char *id);

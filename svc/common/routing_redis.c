@@ -30,14 +30,35 @@
 	"redis.call('SREM', ARGV[1] .. 'route:user:' .. u, ARGV[2]) end "      \
 	"redis.call('DEL', KEYS[1], KEYS[2]) "
 
-/* Register: purge, then set the liveness key. KEYS: index ch, index user,
- * edge key. ARGV: prefix, edge id, url, ttl. */
+/* Register: purge, then set the liveness key and list the edge among the
+ * edges the sweep watches. KEYS: index ch, index user, edge key.
+ * ARGV: prefix, edge id, url, ttl. */
 static const char register_lua[] =
-    PURGE_LUA "redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) return 1";
+    PURGE_LUA "redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4]) "
+    "redis.call('SADD', ARGV[1] .. 'route:edges', ARGV[2]) return 1";
 
 /* Unregister: purge, then delete the liveness key. Same KEYS/ARGV. */
 static const char unregister_lua[] =
-    PURGE_LUA "redis.call('DEL', KEYS[3]) return 1";
+    PURGE_LUA "redis.call('DEL', KEYS[3]) "
+    "redis.call('SREM', ARGV[1] .. 'route:edges', ARGV[2]) return 1";
+
+/* Sweep: drop every entry of the edges whose lease ran out (a killed edge
+ * leaves its entries behind; lookups drop them only from the sets they
+ * read). Atomic, so an edge that registers again meanwhile keeps what it
+ * publishes. ARGV: prefix. Returns the ids swept. */
+static const char sweep_lua[] =
+    "local out = {} "
+    "for _, e in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'route:edges')) do "
+    "local ek = ARGV[1] .. 'edge:' .. e "
+    "if redis.call('EXISTS', ek) == 0 then "
+    "for _, c in ipairs(redis.call('SMEMBERS', ek .. ':ch')) do "
+    "redis.call('SREM', ARGV[1] .. 'route:ch:' .. c, e) end "
+    "for _, u in ipairs(redis.call('SMEMBERS', ek .. ':user')) do "
+    "redis.call('SREM', ARGV[1] .. 'route:user:' .. u, e) end "
+    "redis.call('DEL', ek .. ':ch', ek .. ':user') "
+    "redis.call('SREM', ARGV[1] .. 'route:edges', e) "
+    "out[#out + 1] = e end end "
+    "return out";
 
 /* Members of a route set whose edge is alive; the dead are removed.
  * KEYS: the set. ARGV: prefix. */
@@ -529,4 +550,40 @@ void chat_routing_redis_set_cache_ms(chat_routing *r, int cache_ms)
 	t->cache_ms = cache_ms > 0 ? cache_ms : 0;
 	caches_clear(t);
 	pthread_mutex_unlock(&t->mu);
+}
+
+int chat_routing_redis_sweep(chat_routing *r)
+{
+	struct rr *t = (struct rr *)r;
+	chat_redis_batch b;
+	redisReply **reps = NULL;
+	char why[256];
+	int n = -1;
+
+	if (!r || r->ops != &redis_ops)
+		return 0;
+	chat_redis_batch_init(&b);
+	chat_redis_batch_add(&b, "EVAL %s 0 %s", sweep_lua, t->prefix);
+	if (chat_redis_exec(t->redis, &b, &reps, why, sizeof why) != 0) {
+		chat_debug(SVC, "sweep_failed", "reason=\"%s\"", why);
+	} else if (reps[0]->type != REDIS_REPLY_ARRAY) {
+		chat_warn(SVC, "redis_error", "op=sweep reply=\"%s\"",
+		          reps[0]->type == REDIS_REPLY_ERROR ? reps[0]->str
+		                                            : "?");
+	} else {
+		n = (int)reps[0]->elements;
+		for (size_t i = 0; i < reps[0]->elements; i++)
+			if (reps[0]->element[i]->type == REDIS_REPLY_STRING)
+				chat_info(SVC, "edge_swept",
+				          "edge=%s reason=lease_expired",
+				          reps[0]->element[i]->str);
+	}
+	chat_redis_replies_free(reps, b.n);
+	chat_redis_batch_fini(&b);
+	if (n > 0) {
+		pthread_mutex_lock(&t->mu);
+		caches_clear(t);
+		pthread_mutex_unlock(&t->mu);
+	}
+	return n;
 }
