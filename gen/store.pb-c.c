@@ -1353,7 +1353,7 @@ const ProtobufCMessageDescriptor chat__store_mark_read_req__descriptor =
   (ProtobufCMessageInit) chat__store_mark_read_req__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor chat__channel_ids__field_descriptors[1] =
+static const ProtobufCFieldDescriptor chat__channel_ids__field_descriptors[2] =
 {
   {
     "ids",
@@ -1367,14 +1367,27 @@ static const ProtobufCFieldDescriptor chat__channel_ids__field_descriptors[1] =
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "member_counts",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Chat__ChannelIds, n_member_counts),
+    offsetof(Chat__ChannelIds, member_counts),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned chat__channel_ids__field_indices_by_name[] = {
   0,   /* field[0] = ids */
+  1,   /* field[1] = member_counts */
 };
 static const ProtobufCIntRange chat__channel_ids__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor chat__channel_ids__descriptor =
 {
@@ -1384,7 +1397,7 @@ const ProtobufCMessageDescriptor chat__channel_ids__descriptor =
   "Chat__ChannelIds",
   "chat",
   sizeof(Chat__ChannelIds),
-  1,
+  2,
   chat__channel_ids__field_descriptors,
   chat__channel_ids__field_indices_by_name,
   1,  chat__channel_ids__number_ranges,

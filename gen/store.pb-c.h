@@ -179,10 +179,15 @@ struct  Chat__ChannelIds
   ProtobufCMessage base;
   size_t n_ids;
   uint64_t *ids;
+  /*
+   * UserChannels: members of each id
+   */
+  size_t n_member_counts;
+  uint32_t *member_counts;
 };
 #define CHAT__CHANNEL_IDS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&chat__channel_ids__descriptor) \
-    , 0,NULL }
+    , 0,NULL, 0,NULL }
 
 
 /*

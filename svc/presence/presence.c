@@ -29,6 +29,8 @@
 #define SVC "presence"
 #define PUBLISH_BACKLOG_MAX 100000 /* past this, changes go unpublished */
 #define QUERY_MAX 10000            /* users per Query */
+#define PRES_CHANNEL_MAX 500       /* presence goes through channels of at
+                                    * most this many members (and DMs) */
 
 struct pres {
 	pthread_mutex_t mu; /* backend calls and publish order */
@@ -85,8 +87,16 @@ static void pub_run(chat_job *job)
 	                     sizeof why);
 	if (st == CHAT_OK) {
 		const Chat__ChannelIds *ids = (const Chat__ChannelIds *)out;
-		ev.n_channel_ids = ids->n_ids;
-		ev.channel_ids = ids->ids;
+		uint64_t *v = chat_arena_alloc(a, (ids->n_ids + 1) * sizeof *v);
+		size_t n = 0;
+		/* Not through big channels: everyone coming online in a
+		 * channel of N would cost N*N pushes. There, who answers. */
+		for (size_t i = 0; v && i < ids->n_ids; i++)
+			if (i >= ids->n_member_counts ||
+			    ids->member_counts[i] <= PRES_CHANNEL_MAX)
+				v[n++] = ids->ids[i];
+		ev.n_channel_ids = n;
+		ev.channel_ids = v;
 	} else {
 		/* Still tell the user's own other sessions. */
 		chat_warn(SVC, "user_channels_failed",

@@ -181,8 +181,10 @@ static const char *const stmt_sql[P_COUNT] = {
                 "  AND b.user_id <> a.user_id"
                 " JOIN users u ON u.id = b.user_id"
                 " WHERE a.user_id = $1 ORDER BY u.id",
-    [P_USER_CHANNELS] = "SELECT channel_id FROM members WHERE user_id = $1"
-                        " ORDER BY channel_id",
+    [P_USER_CHANNELS] = "SELECT m.channel_id, (SELECT count(*) FROM members c"
+                        " WHERE c.channel_id = m.channel_id)"
+                        " FROM members m WHERE m.user_id = $1"
+                        " ORDER BY m.channel_id",
     [P_OFF_CAS] = "UPDATE consumer_offsets SET next_offset = $4"
                   " WHERE log_id = $1 AND topic = $2 AND partition = $3"
                   " AND next_offset = $5",
@@ -1625,6 +1627,7 @@ static int op_user_channels(pgdb *g, struct pconn *c, store_ctx *cx,
 	struct prm p = {.n = 0};
 	Chat__ChannelIds *ids;
 	uint64_t *v = NULL;
+	uint32_t *cnt = NULL;
 	PGresult *r;
 	int n, ret;
 	(void)g;
@@ -1637,15 +1640,21 @@ static int op_user_channels(pgdb *g, struct pconn *c, store_ctx *cx,
 	if ((ret = q(c, cx, P_USER_CHANNELS, &p, &r)) != CHAT_OK)
 		return ret;
 	n = PQntuples(r);
-	if (n > 0 && !(v = chat_arena_alloc(cx->arena, (size_t)n * sizeof *v)))
+	if (n > 0 && (!(v = chat_arena_alloc(cx->arena, (size_t)n * sizeof *v)) ||
+	              !(cnt = chat_arena_alloc(cx->arena,
+	                                       (size_t)n * sizeof *cnt))))
 		ret = oom(cx);
-	for (int i = 0; ret == CHAT_OK && i < n; i++)
+	for (int i = 0; ret == CHAT_OK && i < n; i++) {
 		v[i] = val_u64(r, i, 0);
+		cnt[i] = (uint32_t)val_u64(r, i, 1);
+	}
 	PQclear(r);
 	if (ret != CHAT_OK)
 		return ret;
 	ids->ids = v;
 	ids->n_ids = (size_t)n;
+	ids->member_counts = cnt;
+	ids->n_member_counts = (size_t)n;
 	*a->ids = ids;
 	return CHAT_OK;
 }

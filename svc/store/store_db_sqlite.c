@@ -154,8 +154,10 @@ static const char *const stmt_sql[S_COUNT] = {
                 "  AND b.user_id <> a.user_id"
                 " JOIN users u ON u.id = b.user_id"
                 " WHERE a.user_id = ?1 ORDER BY u.id",
-    [S_USER_CHANNELS] = "SELECT channel_id FROM members WHERE user_id = ?1"
-                        " ORDER BY channel_id",
+    [S_USER_CHANNELS] = "SELECT m.channel_id, (SELECT count(*) FROM members c"
+                        " WHERE c.channel_id = m.channel_id)"
+                        " FROM members m WHERE m.user_id = ?1"
+                        " ORDER BY m.channel_id",
     [S_ING_CHECK] = "SELECT c.last_seq, u.name"
                     " FROM members m JOIN channels c ON c.id = m.channel_id"
                     " JOIN users u ON u.id = m.user_id"
@@ -1156,6 +1158,7 @@ static int sq_user_channels(store_db *db, store_ctx *cx, uint64_t user_id,
 	Chat__ChannelIds *ids;
 	sqlite3_stmt *st;
 	uint64_t *v = NULL;
+	uint32_t *cnt = NULL;
 	size_t n = 0, cap = 0;
 	int rc, ret = CHAT_OK;
 
@@ -1174,15 +1177,21 @@ static int sq_user_channels(store_db *db, store_ctx *cx, uint64_t user_id,
 			size_t ncap = cap ? cap * 2 : 64;
 			uint64_t *nv =
 			    chat_arena_alloc(cx->arena, ncap * sizeof *nv);
-			if (!nv) {
+			uint32_t *nc =
+			    chat_arena_alloc(cx->arena, ncap * sizeof *nc);
+			if (!nv || !nc) {
 				ret = oom(cx);
 				break;
 			}
-			if (n)
+			if (n) {
 				memcpy(nv, v, n * sizeof *nv);
+				memcpy(nc, cnt, n * sizeof *nc);
+			}
 			v = nv;
+			cnt = nc;
 			cap = ncap;
 		}
+		cnt[n] = (uint32_t)sqlite3_column_int64(st, 1);
 		v[n++] = col_u64(st, 0);
 	}
 	if (ret == CHAT_OK && rc != SQLITE_DONE)
@@ -1194,6 +1203,8 @@ out:
 		return ret;
 	ids->ids = v;
 	ids->n_ids = n;
+	ids->member_counts = cnt;
+	ids->n_member_counts = n;
 	*out = ids;
 	return CHAT_OK;
 }

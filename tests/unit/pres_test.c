@@ -55,9 +55,17 @@ static int user_channels(void *arg, chat_rpc_call *call)
 	if (in->user_id == 66)
 		return chat_rpc_fail(call, CHAT_INTERNAL, "broken");
 	out->ids = chat_arena_alloc(call->arena, 3 * sizeof *out->ids);
-	if (in->user_id == 1) { /* alice: channels 10 and 11 */
+	out->member_counts =
+	    chat_arena_alloc(call->arena, 3 * sizeof *out->member_counts);
+	if (in->user_id == 1) { /* alice: channels 10 and 11, and 12 with
+	                         * 501 members: too big for presence */
 		out->ids[out->n_ids++] = 10;
 		out->ids[out->n_ids++] = 11;
+		out->ids[out->n_ids++] = 12;
+		out->member_counts[0] = 2;
+		out->member_counts[1] = 500;
+		out->member_counts[2] = 501;
+		out->n_member_counts = 3;
 	} else if (in->user_id == 2) { /* bob: channel 11 */
 		out->ids[out->n_ids++] = 11;
 	}
@@ -281,7 +289,7 @@ static void test_sessions(void **state)
 	assert_int_equal(sync_publishes(ev, 16), 2);
 	expect_pub(&ev[0], 1, ONLINE);
 	assert_string_equal(ev[0].name, "alice");
-	assert_int_equal(ev[0].n_channels, 2);
+	assert_int_equal(ev[0].n_channels, 2); /* not 12: 501 members */
 	assert_int_equal(ev[0].channels[0], 10);
 	assert_int_equal(ev[0].channels[1], 11);
 	assert_true(ev[0].last_seen >= t0);

@@ -737,6 +737,10 @@ static void test_members_peers(void **state)
 	assert_int_equal(ids->n_ids, 2);
 	assert_int_equal(ids->ids[0], c1);
 	assert_int_equal(ids->ids[1], c2);
+	/* with their sizes (presence skips big channels) */
+	assert_int_equal(ids->n_member_counts, 2);
+	assert_int_equal(ids->member_counts[0], 3);
+	assert_int_equal(ids->member_counts[1], 2);
 	assert_int_equal(store_db_user_channels(f->db, &f->cx, 999, &ids),
 	                 CHAT_OK);
 	assert_int_equal(ids->n_ids, 0);
