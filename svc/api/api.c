@@ -104,6 +104,14 @@ struct api {
 	atomic_int stop, stopping;
 	int port;
 
+	/* Fleet: the edge probe (api_edges_probe) every probe_ms. */
+	int probe_ms;
+	pthread_t prober;
+	int probing;
+	int probe_stop;            /* under probe_mu */
+	pthread_mutex_t probe_mu;
+	pthread_cond_t probe_cv;
+
 	/* Service thread only. */
 	chat_u64map waiting; /* req id -> struct lws * */
 	uint64_t next_id;
@@ -630,6 +638,34 @@ static void *service_main(void *arg)
 
 /* ---- start / stop ------------------------------------------------------ */
 
+/* Fleet: probe the edges' RPC ports every probe_ms, so that an edge that
+ * died (kill -9) stops being handed out at once rather than when its
+ * ZooKeeper session expires (api_edges_probe). */
+static void *probe_main(void *arg)
+{
+	api *a = arg;
+	pthread_mutex_lock(&a->probe_mu);
+	while (!a->probe_stop) {
+		struct timespec ts;
+		int timeout = a->probe_ms < 1000 ? a->probe_ms : 1000;
+		pthread_mutex_unlock(&a->probe_mu);
+		api_edges_probe(a->edges, timeout);
+		pthread_mutex_lock(&a->probe_mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += a->probe_ms / 1000;
+		ts.tv_nsec += (long)(a->probe_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!a->probe_stop)
+			pthread_cond_timedwait(&a->probe_cv, &a->probe_mu,
+			                       &ts);
+	}
+	pthread_mutex_unlock(&a->probe_mu);
+	return NULL;
+}
+
 /* Discovery: the live edges changed. Runs on the discovery thread. */
 static void edges_changed(void *arg, const char *service,
                           const chat_disc_entry *entries, size_t n)
@@ -687,6 +723,7 @@ static int copy_config(api *a, const api_config *cfg, char *err,
 	a->token_ttl_s = cfg->token_ttl_s > 0 ? cfg->token_ttl_s : 86400;
 	a->rpc_timeout_ms = cfg->rpc_timeout_ms > 0 ? cfg->rpc_timeout_ms
 	                                            : 3000;
+	a->probe_ms = cfg->edge_probe_ms == 0 ? 1000 : cfg->edge_probe_ms;
 	if (cfg->n_edges > 0 && cfg->edges) {
 		chat_disc_entry *v = calloc((size_t)cfg->n_edges, sizeof *v);
 		if (!v)
@@ -804,6 +841,14 @@ static int fleet_start(api *a, const api_config *cfg, char *err,
 	 * (not waiting on ZooKeeper longer). */
 	chat_disc_wait(a->disc, "edge", 1, 2000);
 	chat_disc_list(a->disc, "store", NULL, 0, 2000);
+	if (a->probe_ms > 0) {
+		if (pthread_create(&a->prober, NULL, probe_main, a) != 0) {
+			snprintf(err, errlen,
+			         "api: cannot start the edge probe");
+			return -1;
+		}
+		a->probing = 1;
+	}
 	return 0;
 }
 
@@ -855,6 +900,8 @@ int api_start(const api_config *cfg, api **out, char *err, size_t errlen)
 	}
 	chat_queue_init(&a->done);
 	chat_u64map_init(&a->waiting);
+	pthread_mutex_init(&a->probe_mu, NULL);
+	pthread_cond_init(&a->probe_cv, NULL);
 	if (copy_config(a, cfg, err, errlen) != 0)
 		goto fail;
 	if (chat_auth_init() != 0) {
@@ -936,6 +983,14 @@ void api_stop(api *a)
 	chat_qnode *n;
 	if (!a)
 		return;
+	if (a->probing) {
+		pthread_mutex_lock(&a->probe_mu);
+		a->probe_stop = 1;
+		pthread_cond_signal(&a->probe_cv);
+		pthread_mutex_unlock(&a->probe_mu);
+		pthread_join(a->prober, NULL);
+		a->probing = 0;
+	}
 	/* Out of ZooKeeper first: nobody is sent here any more. */
 	if (a->disc) {
 		chat_disc_unwatch(a->disc, edges_changed, a);
@@ -978,5 +1033,7 @@ void api_stop(api *a)
 	free(a->store_url);
 	if (a->thread_started)
 		chat_info(SVC, "stopped", "port=%d", a->port);
+	pthread_cond_destroy(&a->probe_cv);
+	pthread_mutex_destroy(&a->probe_mu);
 	free(a);
 }

@@ -39,6 +39,9 @@ typedef struct api_config {
 	const char *instance;   /* default "api-1" */
 	const char *rpc_url;    /* chat.Admin/Health; NULL = none */
 	const char *public_url; /* default http://host:port */
+	int edge_probe_ms;      /* check the edges' RPC ports this often and
+	                         * hand out none that refuses (api_edges_probe);
+	                         * 0: 1000, < 0: never */
 } api_config;
 
 typedef struct api api;

@@ -34,6 +34,22 @@ int api_edges_set(api_edges *s, const chat_disc_entry *e, size_t n);
 int api_edges_pick(api_edges *s, char *url, size_t urllen, char *id,
                    size_t idlen);
 
+/* Check that every edge's RPC port takes a TCP connection, all edges at
+ * once, waiting at most timeout_ms (plus name resolution). An edge whose
+ * port refuses (its process died: kill -9, crash) or does not answer in
+ * time is marked down, one that answers up again. A down edge is neither
+ * handed out nor listed, unless every edge is down: then they all are, as
+ * if none were (the probe itself may be what fails). ZooKeeper forgets a
+ * dead edge only when its session expires (10 s by default); this makes
+ * the api stop handing it out within one probe period. Entries whose rpc
+ * is not tcp://HOST:PORT, and names that do not resolve, are left as
+ * they are. Blocking; call it from one thread. Returns how many edges are
+ * down after the round. */
+int api_edges_probe(api_edges *s, int timeout_ms);
+
+/* Whether the edge id is marked down by the probe (0 when unknown). */
+int api_edges_down(api_edges *s, const char *id);
+
 /* How many edges the set holds. */
 size_t api_edges_count(api_edges *s);
 

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 {
 	const char *host, *store_url, *secret_file, *edges_arg, *level, *zk,
 	    *instance, *rpc_url, *public_url;
-	int port, ttl, workers, timeout, zk_timeout;
+	int port, ttl, workers, timeout, zk_timeout, probe_ms;
 	const chat_opt opts[] = {
 	    {"host", "CHAT_API_HOST", CHAT_OPT_STR, &host, "127.0.0.1", 0, 0,
 	     "address to listen on"},
@@ -99,6 +99,10 @@ int main(int argc, char **argv)
 	     "password hashing threads (64 MiB each)"},
 	    {"rpc-timeout", "CHAT_RPC_TIMEOUT_MS", CHAT_OPT_INT, &timeout,
 	     "3000", 100, 60000, "store call deadline in ms"},
+	    {"edge-probe-ms", "CHAT_API_EDGE_PROBE_MS", CHAT_OPT_INT, &probe_ms,
+	     "1000", 0, 60000,
+	     "with --zk: connect to each edge's RPC port this often (ms); "
+	     "one that refuses is not handed out (0: never)"},
 	    {"log-level", "CHAT_LOG_LEVEL", CHAT_OPT_STR, &level, "info", 0, 0,
 	     "debug, info, warn, error or off"},
 	    {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
@@ -183,6 +187,7 @@ int main(int argc, char **argv)
 	cfg.n_edges = n_edges;
 	cfg.workers = workers;
 	cfg.rpc_timeout_ms = timeout;
+	cfg.edge_probe_ms = probe_ms > 0 ? probe_ms : -1;
 	if (fleet) {
 		cfg.zk_hosts = zk;
 		cfg.zk_timeout_ms = zk_timeout;

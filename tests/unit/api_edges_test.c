@@ -1,7 +1,8 @@
 /* The api's edge set (svc/api/api_edges.c): least loaded first, what was
  * handed out since the last report counts, a new report resets it, ties
  * go to the first by id, entries without a public url are skipped, an
- * empty set picks nothing, and the GET /v1/edges body. */
+ * empty set picks nothing, the GET /v1/edges body, and the probe that
+ * stops handing out an edge whose port refuses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "api_edges.h"
 
@@ -106,11 +111,94 @@ static void test_json(void **state)
 	api_edges_free(st);
 }
 
+/* A TCP listener on 127.0.0.1 (port into *port), or -1. */
+static int listener(int *port)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    listen(fd, 16) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* An edge whose RPC port refuses (its process died) is neither handed out
+ * nor listed once probed; it is again when it answers; an address that is not
+ * tcp:// gets no verdict; when every edge is down, all are handed
+ * out as if none were. */
+static void test_probe(void **state)
+{
+	api_edges *s = api_edges_new(1);
+	chat_disc_entry e[3];
+	int p1, p2, p3, l1, l2, l3;
+	size_t len;
+	char *b;
+	(void)state;
+
+	l1 = listener(&p1);
+	l2 = listener(&p2);
+	assert_true(l1 >= 0 && l2 >= 0);
+	close(l2); /* nobody listens on p2 any more: refused */
+	entry(&e[0], "edge-1", "ws://h:1/ws", 5);
+	entry(&e[1], "edge-2", "ws://h:2/ws", 0);
+	entry(&e[2], "edge-3", "ws://h:3/ws", 9);
+	snprintf(e[0].rpc, sizeof e[0].rpc, "tcp://127.0.0.1:%d", p1);
+	snprintf(e[1].rpc, sizeof e[1].rpc, "tcp://127.0.0.1:%d", p2);
+	snprintf(e[2].rpc, sizeof e[2].rpc, "inproc://edge-3");
+	assert_int_equal(api_edges_set(s, e, 3), 0);
+	assert_string_equal(pick(s), "edge-2"); /* not probed yet */
+	assert_int_equal(api_edges_probe(s, 1000), 1);
+	assert_true(api_edges_down(s, "edge-2"));
+	assert_false(api_edges_down(s, "edge-1"));
+	assert_false(api_edges_down(s, "edge-3")); /* no verdict */
+	for (int i = 0; i < 10; i++)
+		assert_string_not_equal(pick(s), "edge-2");
+	b = api_edges_json(s, 0, &len);
+	assert_non_null(b);
+	assert_null(strstr(b, "edge-2"));
+	assert_non_null(strstr(b, "edge-1"));
+	free(b);
+	/* a new load report keeps the verdict */
+	e[1].load = 1;
+	assert_int_equal(api_edges_set(s, e, 3), 0);
+	assert_true(api_edges_down(s, "edge-2"));
+	/* edge-2 comes back at another address: up until probed */
+	l3 = listener(&p3);
+	assert_true(l3 >= 0);
+	snprintf(e[1].rpc, sizeof e[1].rpc, "tcp://127.0.0.1:%d", p3);
+	assert_int_equal(api_edges_set(s, e, 3), 0);
+	assert_false(api_edges_down(s, "edge-2"));
+	assert_int_equal(api_edges_probe(s, 1000), 0);
+	assert_string_equal(pick(s), "edge-2");
+	/* everything down: all are handed out (the probe may be wrong) */
+	close(l1);
+	close(l3);
+	assert_int_equal(api_edges_set(s, e, 2), 0);
+	assert_int_equal(api_edges_probe(s, 1000), 2);
+	assert_true(api_edges_down(s, "edge-1"));
+	assert_string_not_equal(pick(s), "");
+	b = api_edges_json(s, 0, &len);
+	assert_non_null(strstr(b, "edge-1"));
+	assert_non_null(strstr(b, "edge-2"));
+	free(b);
+	api_edges_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_least_loaded),
 	    cmocka_unit_test(test_json),
+	    cmocka_unit_test(test_probe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
