@@ -289,8 +289,10 @@ static int new_session(chat_disc *d)
 		zookeeper_close(d->zh);
 		d->zh = NULL;
 	}
-	zh = zookeeper_init2(d->hosts, watcher, d->timeout_ms, NULL, d, 0,
-	                     zk_log);
+	/* Reset before the new handle exists: its IO thread may report
+	 * CONNECTED before zookeeper_init2 even returns, and clearing
+	 * `connected` after that would leave the session unused until it is
+	 * given up a session timeout later. */
 	pthread_mutex_lock(&d->mu);
 	d->expired = 0;
 	d->connected = 0;
@@ -299,6 +301,8 @@ static int new_session(chat_disc *d)
 	d->reg_written_gen = 0;
 	mark_all_dirty(d);
 	pthread_mutex_unlock(&d->mu);
+	zh = zookeeper_init2(d->hosts, watcher, d->timeout_ms, NULL, d, 0,
+	                     zk_log);
 	if (!zh) {
 		chat_warn(SVC, "zk_init_failed", "hosts=%s errno=%d", d->hosts,
 		          errno);
