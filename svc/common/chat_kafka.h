@@ -38,6 +38,13 @@ int chat_producer_outq(chat_producer *p);
 /* Flush (up to 10 s), stop the poll thread, destroy. Accepts NULL. */
 void chat_producer_free(chat_producer *p);
 
+/* Tests: with CHAT_TEST_FAULTS=1 in the environment of the process, a
+ * SIGUSR2 makes every producer raise a fabricated fatal error
+ * (rd_kafka_test_fatal_error), as librdkafka 2.0.2's idempotent producer
+ * may after a broker restart; sends then return RD_KAFKA_RESP_ERR__FATAL
+ * and the owner must replace the producer. Without it SIGUSR2 is left
+ * alone. */
+
 /* A consumer in group for topics (comma-separated). With own_offsets the
  * application stores offsets itself: auto commit is off and rebalance_cb
  * (required) must assign. Otherwise offsets auto-commit after poll and

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +10,18 @@
 
 #include "chat_log.h"
 
+/* librdkafka backs off up to 10 s between reconnects by default: after a
+ * broker restart, sends and fan-out would stall that long after the
+ * broker is back. One attempt a second costs nothing. */
+#define RECONNECT_MAX_MS "1000"
+
 struct chat_producer {
 	rd_kafka_t *rk;
 	chat_dr_fn dr;
 	void *dr_arg;
 	pthread_t poller;
 	atomic_int stop;
+	unsigned fault_seen; /* fault_gen last acted on */
 };
 
 static int conf_set(rd_kafka_conf_t *c, const char *k, const char *v,
@@ -59,11 +66,58 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op)
 		p->dr(p->dr_arg, m);
 }
 
+/* ---- fabricated fatal errors, for tests --------------------------------- */
+
+/* With CHAT_TEST_FAULTS=1 in the environment, SIGUSR2 makes every producer
+ * of the process raise a fabricated fatal error (rd_kafka_test_fatal_error,
+ * librdkafka's way to test the handling of the idempotent producer's fatal
+ * errors, which 2.0.2 can hit after a broker restart but which cannot be
+ * caused at will). The fleet tests use it to prove that edges and stores
+ * replace a failed producer. Without the variable SIGUSR2 is left alone. */
+static atomic_uint fault_gen;
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+
+static void on_fault_signal(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&fault_gen, 1);
+}
+
+static void fault_init(void)
+{
+	const char *v = getenv("CHAT_TEST_FAULTS");
+	struct sigaction sa;
+
+	if (!v || strcmp(v, "1") != 0)
+		return;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_fault_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGUSR2, &sa, NULL) == 0)
+		chat_warn("kafka", "test_faults", "%s",
+		          "signal=SIGUSR2 action=fabricate_fatal_error");
+}
+
+static void fault_check(chat_producer *p)
+{
+	unsigned g = atomic_load(&fault_gen);
+	if (g == p->fault_seen)
+		return;
+	p->fault_seen = g;
+	chat_warn("kafka", "test_fault", "%s", "action=fatal_error");
+	rd_kafka_test_fatal_error(p->rk,
+	                          RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+	                          "fabricated by SIGUSR2 (CHAT_TEST_FAULTS)");
+}
+
 static void *poll_main(void *arg)
 {
 	chat_producer *p = arg;
-	while (!atomic_load(&p->stop))
+	while (!atomic_load(&p->stop)) {
 		rd_kafka_poll(p->rk, 50);
+		fault_check(p);
+	}
 	return NULL;
 }
 
@@ -84,7 +138,9 @@ chat_producer *chat_producer_new(const char *bootstrap, const char *client_id,
 	    conf_set(c, "acks", "all", err, errlen) ||
 	    conf_set(c, "linger.ms", lg, err, errlen) ||
 	    conf_set(c, "message.timeout.ms", "30000", err, errlen) ||
-	    conf_set(c, "queue.buffering.max.messages", "1000000", err, errlen))
+	    conf_set(c, "queue.buffering.max.messages", "1000000", err, errlen) ||
+	    conf_set(c, "reconnect.backoff.max.ms", RECONNECT_MAX_MS, err,
+	             errlen))
 		goto fail;
 	rd_kafka_conf_set_opaque(c, p);
 	rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
@@ -92,6 +148,8 @@ chat_producer *chat_producer_new(const char *bootstrap, const char *client_id,
 	rd_kafka_conf_set_error_cb(c, error_cb);
 	p->dr = dr;
 	p->dr_arg = dr_arg;
+	pthread_once(&fault_once, fault_init);
+	p->fault_seen = atomic_load(&fault_gen);
 	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errlen);
 	if (!p->rk)
 		goto fail;
@@ -172,7 +230,9 @@ rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
 	    conf_set(c, "session.timeout.ms", "10000", err, errlen) ||
 	    conf_set(c, "heartbeat.interval.ms", "1000", err, errlen) ||
 	    conf_set(c, "fetch.wait.max.ms", fw, err, errlen) ||
-	    conf_set(c, "isolation.level", "read_committed", err, errlen))
+	    conf_set(c, "isolation.level", "read_committed", err, errlen) ||
+	    conf_set(c, "reconnect.backoff.max.ms", RECONNECT_MAX_MS, err,
+	             errlen))
 		goto fail;
 	if (rebalance_cb)
 		rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
