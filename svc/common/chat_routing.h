@@ -110,6 +110,15 @@ void chat_routing_redis_set_cache_ms(chat_routing *r, int cache_ms);
  * other tables, or -1 when Redis could not be reached. */
 int chat_routing_redis_sweep(chat_routing *r);
 
+/* Whether this table's lookups may be missing entries: a lookup or
+ * edge_url call failed to reach Redis, or reached it on a new connection
+ * (it may have restarted empty), less than a heartbeat period (a third of
+ * the TTL) plus 1 s ago; the edges re-publish their entries at their next
+ * heartbeat. Readers should then also send to the edges they know of
+ * (dispatchers do). While Redis cannot be reached, edge_url answers the
+ * last url it knew. 0 for other tables. */
+int chat_routing_redis_degraded(chat_routing *r);
+
 /* Whether id is a valid edge id (see edge_register). */
 int chat_routing_edge_id_valid(const char *id);
 

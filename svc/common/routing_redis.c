@@ -97,6 +97,11 @@ struct rr {
 	int cache_ms;
 	chat_u64map cache[2]; /* [is_user] key -> struct centry */
 	struct uentry urls[URL_CACHE];
+	/* Readers: Redis failed, or came back on a new connection (it may
+	 * have restarted empty), until degraded_ms: the table may miss
+	 * entries until every edge heartbeats again (a third of the TTL). */
+	int64_t degraded_ms;
+	uint64_t seen_connects;
 };
 
 int chat_routing_edge_id_valid(const char *id)
@@ -189,6 +194,30 @@ static struct own *own_find(struct rr *t, const char *id)
 		if (t->own[i].id[0] && strcmp(t->own[i].id, id) == 0)
 			return &t->own[i];
 	return NULL;
+}
+
+/* After a reader's call (under no lock): Redis failed (ok 0), or answered
+ * on a connection other than the last one seen. Either way entries may be
+ * missing until the edges' next heartbeat re-publishes them. */
+static void note_redis(struct rr *t, int ok)
+{
+	uint64_t c = chat_redis_connects(t->redis);
+	int64_t until = chat_mono_ms() + (int64_t)t->ttl_s * 1000 / 3 + 1000;
+	int fresh;
+
+	pthread_mutex_lock(&t->mu);
+	fresh = !ok || (t->seen_connects && c != t->seen_connects);
+	if (ok)
+		t->seen_connects = c;
+	if (fresh && until > t->degraded_ms) {
+		if (t->degraded_ms < chat_mono_ms())
+			chat_warn(SVC, "table_degraded",
+			          "reason=%s until_ms=%d",
+			          ok ? "redis_reconnected" : "redis_failed",
+			          t->ttl_s * 1000 / 3 + 1000);
+		t->degraded_ms = until;
+	}
+	pthread_mutex_unlock(&t->mu);
 }
 
 /* ---- operations -------------------------------------------------------- */
@@ -416,6 +445,7 @@ static size_t rr_lookup(chat_routing *r, int is_user, uint64_t key,
 	if (chat_redis_exec(t->redis, &b, &reps, why, sizeof why) != 0 ||
 	    chat_redis_is_error(reps[0]) ||
 	    reps[0]->type != REDIS_REPLY_ARRAY) {
+		note_redis(t, 0);
 		if (reps && reps[0] && reps[0]->type == REDIS_REPLY_ERROR)
 			chat_warn(SVC, "redis_error", "op=lookup reply=\"%s\"",
 			          reps[0]->str);
@@ -428,6 +458,7 @@ static size_t rr_lookup(chat_routing *r, int is_user, uint64_t key,
 		pthread_mutex_unlock(&t->mu);
 		return got > 0 ? (size_t)got : 0;
 	}
+	note_redis(t, 1);
 	total = reps[0]->elements;
 	all = total ? calloc(total, CHAT_EDGE_ID_MAX) : NULL;
 	for (size_t i = 0; all && i < reps[0]->elements; i++) {
@@ -474,8 +505,18 @@ static int rr_edge_url(chat_routing *r, const char *id, char *url, size_t len)
 	if (rv == 0)
 		return 0;
 	rep = chat_redis_command(t->redis, "GET %sedge:%s", t->prefix, id);
-	if (rep && rep->type == REDIS_REPLY_STRING && rep->len > 0 &&
-	    rep->len < CHAT_URL_MAX) {
+	note_redis(t, rep && rep->type != REDIS_REPLY_ERROR);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		/* Redis away: the last url known beats none. */
+		pthread_mutex_lock(&t->mu);
+		u = url_slot(t, id);
+		if (!strcmp(u->id, id) && u->url[0]) {
+			chat_strlcpy(url, u->url, len);
+			rv = 0;
+		}
+		pthread_mutex_unlock(&t->mu);
+	} else if (rep->type == REDIS_REPLY_STRING && rep->len > 0 &&
+	           rep->len < CHAT_URL_MAX) {
 		pthread_mutex_lock(&t->mu);
 		u = url_slot(t, id);
 		chat_strlcpy(u->id, id, sizeof u->id);
@@ -586,4 +627,17 @@ int chat_routing_redis_sweep(chat_routing *r)
 		pthread_mutex_unlock(&t->mu);
 	}
 	return n;
+}
+
+int chat_routing_redis_degraded(chat_routing *r)
+{
+	struct rr *t = (struct rr *)r;
+	int d;
+
+	if (!r || r->ops != &redis_ops)
+		return 0;
+	pthread_mutex_lock(&t->mu);
+	d = chat_mono_ms() < t->degraded_ms;
+	pthread_mutex_unlock(&t->mu);
+	return d;
 }

@@ -165,9 +165,13 @@ static int deliver_once(struct edge *e, chat_arena *a, chat_buf **ev,
 	*no_route = 0;
 	if (d->routing->ops->edge_url(d->routing, e->id, url, sizeof url) !=
 	    0) {
-		*no_route = 1;
-		snprintf(why, whylen, "edge not in the routing table");
-		return CHAT_NOT_FOUND;
+		if (!chat_routing_redis_degraded(d->routing) || !e->url[0]) {
+			*no_route = 1;
+			snprintf(why, whylen, "edge not in the routing table");
+			return CHAT_NOT_FOUND;
+		}
+		/* the table may have lost it for a moment: where it was */
+		chat_strlcpy(url, e->url, sizeof url);
 	}
 	if (!e->client || strcmp(url, e->url) != 0) {
 		chat_rpc_client_free(e->client);
@@ -342,6 +346,11 @@ struct router {
 	struct share *shares;
 	size_t n, cap, nev;
 	chat_u64map memo[2]; /* [is_user] key -> struct found */
+	/* the edges known to this dispatcher, taken once per batch when the
+	 * table is degraded (see route_one) */
+	char (*known)[CHAT_EDGE_ID_MAX];
+	size_t nknown;
+	int known_taken;
 };
 
 static void router_init(struct router *r, struct share *shares, size_t cap,
@@ -357,6 +366,7 @@ static void router_init(struct router *r, struct share *shares, size_t cap,
 
 static void router_fini(struct router *r)
 {
+	free(r->known);
 	for (int k = 0; k < 2; k++) {
 		size_t it = 0;
 		uint64_t key;
@@ -482,6 +492,22 @@ static void add_channel(disp *d, struct router *r,
 	overlay_get(d, channel, ids, n);
 }
 
+/* The edges this dispatcher has delivered to (their senders exist), once
+ * per batch. */
+static void take_known(disp *d, struct router *r)
+{
+	if (r->known_taken)
+		return;
+	r->known_taken = 1;
+	pthread_mutex_lock(&d->edges_mu);
+	r->known = d->n_edges ? calloc((size_t)d->n_edges, CHAT_EDGE_ID_MAX)
+	                      : NULL;
+	for (int i = 0; r->known && i < d->n_edges; i++)
+		memcpy(r->known[r->nknown++], d->edges[i]->id,
+		       CHAT_EDGE_ID_MAX);
+	pthread_mutex_unlock(&d->edges_mu);
+}
+
 /* Append ev to the share of every edge interested in it. */
 static void route_one(disp *d, struct router *r, const Chat__Event *ev,
                       chat_buf *b)
@@ -502,6 +528,16 @@ static void route_one(disp *d, struct router *r, const Chat__Event *ev,
 		add_channel(d, r, ids, &n, ev->channel_id);
 	for (size_t i = 0; i < ev->n_channel_ids; i++)
 		add_channel(d, r, ids, &n, ev->channel_ids[i]);
+	/* Redis failed or came back (maybe empty) a moment ago: the table
+	 * may miss edges until they heartbeat again, so send to every edge
+	 * known here as well (an edge ignores what none of its sessions
+	 * wants) rather than drop what clients would only recover at the
+	 * channel's next message. */
+	if (chat_routing_redis_degraded(d->routing)) {
+		take_known(d, r);
+		add_ids(ids, &n, (const char(*)[CHAT_EDGE_ID_MAX])r->known,
+		        r->nknown);
+	}
 	if (!n)
 		atomic_fetch_add(&d->unrouted, 1);
 	for (size_t i = 0; i < n; i++) {

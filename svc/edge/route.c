@@ -24,6 +24,7 @@
 
 #define RT_CHUNK 4096        /* ops per apply of a full publish */
 #define RT_RETRY_MS 1000     /* after a failed full publish */
+#define RT_HB_RETRY_MS 500   /* after a failed heartbeat */
 #define RT_LEAVE_WAIT_MS 10000
 
 /* ---- the queue (service thread side) ----------------------------------- */
@@ -283,6 +284,13 @@ static void *rt_main(void *arg)
 					          "edge=%s", e->cfg.edge_id);
 				}
 				hb_failing = hb < 0;
+				/* Redis away: try again soon, so that routes
+				 * and sessions are published again within
+				 * moments of its return (empty, if it
+				 * restarted), not a heartbeat later. */
+				if (hb_failing &&
+				    e->cfg.heartbeat_ms > RT_HB_RETRY_MS)
+					rt->next_hb_ms = now + RT_HB_RETRY_MS;
 			}
 		}
 		if (!stop && now >= rt->next_load_ms) {

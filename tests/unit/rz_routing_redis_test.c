@@ -1,9 +1,10 @@
 /* The Redis routing table against a real redis-server (tests/lib):
  * add/del/lookup and the exact key layout, the lookup cache, a dead
- * edge's entries hidden once its TTL runs out, cleanup on unregister and
- * on a restart under the same id, Redis killed (calls fail fast), hung
- * (calls bounded) and restarted empty (the next heartbeat says so and the
- * edge re-adds its view). Also heartbeat/apply of the memory table. */
+ * edge's entries hidden once its TTL runs out and swept afterwards,
+ * cleanup on unregister and on a restart under the same id, Redis killed
+ * (calls fail fast), hung (calls bounded) and restarted empty (the next
+ * heartbeat says so and the edge re-adds its view). Also heartbeat/apply
+ * of the memory table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -254,6 +255,57 @@ static void test_ttl_hides_dead_edge(void **state)
 	chat_routing_free(disp);
 }
 
+/* An edge killed without unregistering leaves entries in sets nobody may
+ * look up again; the sweep drops every entry of an edge whose lease ran
+ * out, and only those. */
+static void test_sweep_dead_edge(void **state)
+{
+	chat_routing *dead = table(1, 0), *live = table(1, 0),
+	             *disp = table(1, 0), *mem = chat_routing_mem_new();
+	int64_t t0;
+	(void)state;
+	assert_int_equal(dead->ops->edge_register(dead, "edge-s", "tcp://s:9"),
+	                 0);
+	assert_int_equal(live->ops->edge_register(live, "edge-t", "tcp://t:9"),
+	                 0);
+	assert_string_equal(smembers(PFX "route:edges"), "edge-s,edge-t");
+	assert_int_equal(dead->ops->channel_add(dead, 30, "edge-s"), 0);
+	assert_int_equal(dead->ops->channel_add(dead, 31, "edge-s"), 0);
+	assert_int_equal(dead->ops->user_add(dead, 7, "edge-s"), 0);
+	assert_int_equal(live->ops->channel_add(live, 30, "edge-t"), 0);
+	/* both alive: nothing to sweep */
+	assert_int_equal(chat_routing_redis_sweep(disp), 0);
+	assert_string_equal(smembers(PFX "route:ch:30"), "edge-s,edge-t");
+	/* edge-s stops heartbeating (killed); its lease runs out */
+	t0 = chat_mono_ms();
+	while (rint_cmd("EXISTS %s", PFX "edge:edge-s") != 0) {
+		assert_int_equal(chat_routing_heartbeat(live, "edge-t"), 0);
+		assert_true(chat_mono_ms() - t0 < 3000);
+		usleep(100 * 1000);
+	}
+	assert_int_equal(chat_routing_redis_sweep(disp), 1);
+	assert_string_equal(smembers(PFX "route:ch:30"), "edge-t");
+	assert_string_equal(smembers(PFX "route:ch:31"), "");
+	assert_string_equal(smembers(PFX "route:user:7"), "");
+	assert_int_equal(rint_cmd("EXISTS %s", PFX "edge:edge-s:ch"), 0);
+	assert_int_equal(rint_cmd("EXISTS %s", PFX "edge:edge-s:user"), 0);
+	assert_string_equal(smembers(PFX "route:edges"), "edge-t");
+	assert_int_equal(chat_routing_redis_sweep(disp), 0);
+	/* it comes back: registered and listed again */
+	assert_int_equal(chat_routing_heartbeat(dead, "edge-s"), 1);
+	assert_string_equal(smembers(PFX "route:edges"), "edge-s,edge-t");
+	/* unregister takes it off the list; other tables do not sweep */
+	dead->ops->edge_unregister(dead, "edge-s");
+	live->ops->edge_unregister(live, "edge-t");
+	assert_string_equal(smembers(PFX "route:edges"), "");
+	assert_int_equal(chat_routing_redis_sweep(mem), 0);
+	assert_int_equal(chat_routing_redis_sweep(NULL), 0);
+	chat_routing_free(dead);
+	chat_routing_free(live);
+	chat_routing_free(disp);
+	chat_routing_free(mem);
+}
+
 static void test_unregister_and_restart_clean_up(void **state)
 {
 	chat_routing *r = table(10, 0);
@@ -488,6 +540,7 @@ int main(void)
 	    cmocka_unit_test(test_add_del_lookup_and_keys),
 	    cmocka_unit_test(test_cache_is_short),
 	    cmocka_unit_test(test_ttl_hides_dead_edge),
+	    cmocka_unit_test(test_sweep_dead_edge),
 	    cmocka_unit_test(test_unregister_and_restart_clean_up),
 	    cmocka_unit_test(test_redis_restart_heals),
 	    cmocka_unit_test(test_threads),
