@@ -239,7 +239,8 @@ int store_db_join(store_db *db, store_ctx *cx, uint64_t user_id,
 
 /* Leave a group channel. NOT_FOUND for an unknown channel;
  * FAILED_PRECONDITION "not a member", or "cannot leave a direct message
- * channel". *left is the LEFT event (by the user). */
+ * channel". *left is the LEFT event (by the user). The time of leaving is
+ * kept (table departures) for STORE_LEAVE_GRACE_MS. */
 int store_db_leave(store_db *db, store_ctx *cx, uint64_t user_id,
                    uint64_t channel_id, Chat__MemberEvent **left);
 
@@ -283,9 +284,20 @@ int store_db_peers(store_db *db, store_ctx *cx, uint64_t user_id,
 int store_db_user_channels(store_db *db, store_ctx *cx, uint64_t user_id,
                            Chat__ChannelIds **out);
 
+/* How long after leaving a channel a member's messages are still stored
+ * when they were sent (sent_at_ms, stamped by the edge) before the leave,
+ * or up to this long after it. An edge acknowledges a send once the log
+ * holds it (fleet), so a message sent just before a Leave can reach the
+ * store after it; the edge's view of membership also trails the store's
+ * by the time a member event takes to reach it. Rejecting such a message
+ * would lose an acknowledged send. The margin covers both and the clock
+ * skew between an edge and a store. */
+#define STORE_LEAVE_GRACE_MS 10000
+
 /* Store a batch of ingress records and the consumer offsets in ONE
  * transaction, in the order given. A record whose channel does not exist
- * or whose sender is not a member is REJECTED; a repeated (channel,
+ * or whose sender is not a member (nor left less than
+ * STORE_LEAVE_GRACE_MS before sending it) is REJECTED; a repeated (channel,
  * sender, client_msg_id), in the database or earlier in the batch, is a
  * DUP keeping the first seq and body; any other gets seq = last_seq + 1,
  * is inserted, becomes the channel's last_seq and the sender's read

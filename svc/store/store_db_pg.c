@@ -91,6 +91,12 @@ static const char *const migrations[] = {
     " partition INTEGER NOT NULL,"
     " next_offset BIGINT NOT NULL,"
     " PRIMARY KEY (log_id, topic, partition));",
+    /* 2: when members left (STORE_LEAVE_GRACE_MS) */
+    "CREATE TABLE departures("
+    " channel_id BIGINT NOT NULL,"
+    " user_id BIGINT NOT NULL,"
+    " left_at_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (channel_id, user_id));",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -120,6 +126,7 @@ enum stmt_id {
 	P_MEMBER_LOCK,
 	P_MEMBER_INSERT,
 	P_MEMBER_DELETE,
+	P_DEPART_SET,
 	P_MEMBER_SET_READ,
 	P_INFO_ONE,
 	P_INFO_LIST,
@@ -164,6 +171,10 @@ static const char *const stmt_sql[P_COUNT] = {
                         " ON CONFLICT DO NOTHING",
     [P_MEMBER_DELETE] = "DELETE FROM members"
                         " WHERE channel_id = $1 AND user_id = $2",
+    [P_DEPART_SET] = "INSERT INTO departures(channel_id, user_id,"
+                     " left_at_ms) VALUES ($1, $2, $3)"
+                     " ON CONFLICT (channel_id, user_id)"
+                     " DO UPDATE SET left_at_ms = EXCLUDED.left_at_ms",
     [P_MEMBER_SET_READ] = "UPDATE members SET read_seq = $3"
                           " WHERE channel_id = $1 AND user_id = $2"
                           " AND read_seq < $3",
@@ -199,11 +210,18 @@ static const char *const stmt_sql[P_COUNT] = {
     [P_ING_CHANNELS] = "SELECT id, last_seq FROM channels"
                        " WHERE id = ANY($1::bigint[]) ORDER BY id"
                        " FOR NO KEY UPDATE",
-    [P_ING_MEMBERS] = "SELECT m.channel_id, m.user_id, u.name"
+    /* members, and those who left (the latest time) */
+    [P_ING_MEMBERS] = "SELECT v.c, v.u, u.name,"
+                      " (m.user_id IS NOT NULL)::int,"
+                      " coalesce(d.left_at_ms, 0)"
                       " FROM unnest($1::bigint[], $2::bigint[]) AS v(c, u)"
-                      " JOIN members m ON m.channel_id = v.c"
+                      " JOIN users u ON u.id = v.u"
+                      " LEFT JOIN members m ON m.channel_id = v.c"
                       "  AND m.user_id = v.u"
-                      " JOIN users u ON u.id = m.user_id",
+                      " LEFT JOIN departures d ON d.channel_id = v.c"
+                      "  AND d.user_id = v.u"
+                      " WHERE m.user_id IS NOT NULL"
+                      "  OR d.user_id IS NOT NULL",
     [P_ING_DEDUPE] = "SELECT m.channel_id, m.sender_id, m.client_msg_id,"
                      " m.seq, m.body, m.sent_at_ms, m.stored_at_ms"
                      " FROM unnest($1::bigint[], $2::bigint[], $3::text[])"
@@ -1286,6 +1304,9 @@ static int op_leave(pgdb *g, struct pconn *c, store_ctx *cx, void *arg)
 	p_u64(&p, a->user_id);
 	if ((ret = q(c, cx, P_MEMBER_DELETE, &p, NULL)) != CHAT_OK)
 		return ret;
+	p_i64(&p, now_ms(cx));
+	if ((ret = q(c, cx, P_DEPART_SET, &p, NULL)) != CHAT_OK)
+		return ret;
 	e = member_event(cx, a->channel_id, me.id, me.name,
 	                 CHAT__MEMBER_EVENT__KIND__LEFT, me.id, me.name);
 	if (!e)
@@ -1738,8 +1759,9 @@ struct ch_ent { /* a channel of the batch */
 
 struct mb_ent { /* a (channel, sender) pair of the batch */
 	uint64_t ch, user, read_max;
-	char *name; /* NULL: not a member */
+	char *name; /* NULL: neither a member nor departed */
 	int member;
+	int64_t left_at; /* not a member: when it left (0: never) */
 };
 
 struct dd_ent { /* a (channel, sender, client_msg_id) already stored */
@@ -2017,8 +2039,9 @@ static int ingest_lookup(struct pconn *c, store_ctx *cx,
 		size_t pos;
 		struct mb_ent *e =
 		    hset_find(hmb, mb_hash(k.ch, k.user), mb_eq, &k, &pos);
-		if (e && !e->member) {
-			e->member = 1;
+		if (e && !e->name) {
+			e->member = val_i64(r, i, 3) != 0;
+			e->left_at = e->member ? 0 : val_i64(r, i, 4);
 			if (!(e->name = val_str(cx, r, i, 2)))
 				ret = oom(cx);
 		}
@@ -2234,7 +2257,9 @@ static int op_ingest(pgdb *g, struct pconn *c, store_ctx *cx, void *arg)
 		k.ch = r->channel_id;
 		k.user = r->sender_id;
 		mb = hset_find(&hmb, mb_hash(k.ch, k.user), mb_eq, &k, &pos);
-		if (!mb || !mb->member) {
+		if (!mb || !mb->name ||
+		    (!mb->member &&
+		     r->sent_at_ms > mb->left_at + STORE_LEAVE_GRACE_MS)) {
 			it->outcome = STORE_INGEST_REJECTED;
 			snprintf(it->why, sizeof it->why,
 			         "sender %" PRIu64 " is not a member of "

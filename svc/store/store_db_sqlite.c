@@ -63,6 +63,12 @@ static const char *const migrations[] = {
     " partition INTEGER NOT NULL,"
     " next_offset INTEGER NOT NULL,"
     " PRIMARY KEY (log_id, topic, partition)) WITHOUT ROWID;",
+    /* 2: when members left (STORE_LEAVE_GRACE_MS) */
+    "CREATE TABLE departures("
+    " channel_id INTEGER NOT NULL,"
+    " user_id INTEGER NOT NULL,"
+    " left_at_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (channel_id, user_id)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -96,6 +102,7 @@ enum stmt_id {
 	S_MEMBER_GET,
 	S_MEMBER_INSERT,
 	S_MEMBER_DELETE,
+	S_DEPART_SET,
 	S_MEMBER_SET_READ,
 	S_INFO_ONE,
 	S_INFO_LIST,
@@ -137,6 +144,10 @@ static const char *const stmt_sql[S_COUNT] = {
                         " joined_at_ms, read_seq) VALUES (?1, ?2, ?3, 0)",
     [S_MEMBER_DELETE] = "DELETE FROM members"
                         " WHERE channel_id = ?1 AND user_id = ?2",
+    [S_DEPART_SET] = "INSERT INTO departures(channel_id, user_id,"
+                     " left_at_ms) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT (channel_id, user_id)"
+                     " DO UPDATE SET left_at_ms = excluded.left_at_ms",
     [S_MEMBER_SET_READ] = "UPDATE members SET read_seq = ?3"
                           " WHERE channel_id = ?1 AND user_id = ?2"
                           " AND read_seq < ?3",
@@ -158,10 +169,16 @@ static const char *const stmt_sql[S_COUNT] = {
                         " WHERE c.channel_id = m.channel_id)"
                         " FROM members m WHERE m.user_id = ?1"
                         " ORDER BY m.channel_id",
-    [S_ING_CHECK] = "SELECT c.last_seq, u.name"
-                    " FROM members m JOIN channels c ON c.id = m.channel_id"
-                    " JOIN users u ON u.id = m.user_id"
-                    " WHERE m.channel_id = ?1 AND m.user_id = ?2",
+    /* a member, or one who left (and when) */
+    [S_ING_CHECK] = "SELECT c.last_seq, u.name, m.user_id IS NOT NULL,"
+                    " coalesce(d.left_at_ms, 0)"
+                    " FROM channels c JOIN users u ON u.id = ?2"
+                    " LEFT JOIN members m ON m.channel_id = c.id"
+                    "  AND m.user_id = ?2"
+                    " LEFT JOIN departures d ON d.channel_id = c.id"
+                    "  AND d.user_id = ?2"
+                    " WHERE c.id = ?1"
+                    "  AND (m.user_id IS NOT NULL OR d.user_id IS NOT NULL)",
     [S_MSG_BY_CMID] = "SELECT seq, body, sent_at_ms, stored_at_ms"
                       " FROM messages WHERE channel_id = ?1"
                       " AND sender_id = ?2 AND client_msg_id = ?3",
@@ -840,6 +857,15 @@ static int sq_leave(store_db *db, store_ctx *cx, uint64_t user_id,
 	bind_i64(st, 2, user_id);
 	if ((ret = exec_stmt(c, cx, st, "member delete")) != CHAT_OK)
 		goto fail;
+	if (!(st = stmt(c, cx, S_DEPART_SET))) {
+		ret = CHAT_INTERNAL;
+		goto fail;
+	}
+	bind_i64(st, 1, channel_id);
+	bind_i64(st, 2, user_id);
+	sqlite3_bind_int64(st, 3, now_ms(cx));
+	if ((ret = exec_stmt(c, cx, st, "departure")) != CHAT_OK)
+		goto fail;
 	e = member_event(cx, channel_id, me.id, me.name,
 	                 CHAT__MEMBER_EVENT__KIND__LEFT, me.id, me.name);
 	if (!e) {
@@ -1227,7 +1253,10 @@ static int ingest_one(struct conn *c, store_ctx *cx, store_ingest_item *it,
 	bind_i64(st, 1, r->channel_id);
 	bind_i64(st, 2, r->sender_id);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW && !sqlite3_column_int(st, 2) &&
+	    r->sent_at_ms > sqlite3_column_int64(st, 3) + STORE_LEAVE_GRACE_MS)
+		rc = SQLITE_DONE; /* left before sending it */
+	else if (rc == SQLITE_ROW) {
 		last = col_u64(st, 0);
 		sender_name = col_str(cx, st, 1);
 	}

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chat_auth.h"
 #include "chat_util.h"
@@ -400,6 +401,91 @@ static void test_retry_stored_once(void **state)
 	f = expect_kind(it_history(&b, ch, 0, 0, 50),
 	                CHAT__SERVER_FRAME__KIND_HISTORY, "history");
 	assert_int_equal(f->history->n_messages, 2);
+	chat__server_frame__free_unpacked(f, NULL);
+	it_client_close(&a);
+	it_client_close(&b);
+}
+
+/* Sends and then a Leave, pipelined: the Leave can overtake sends that
+ * are acknowledged (fleet: the log holds them) but not yet stored. Every
+ * acknowledged send must be stored all the same, once, in order. */
+static void test_send_then_leave(void **state)
+{
+	enum { N = 40 };
+	it_client a, b;
+	char na[64], nb[64], ids[N][24], body[32];
+	const char *members[] = {NULL, NULL};
+	uint64_t ch, req[N], leave_req;
+	Chat__ClientFrame cf = CHAT__CLIENT_FRAME__INIT;
+	Chat__SendReq sr = CHAT__SEND_REQ__INIT;
+	Chat__LeaveReq lr = CHAT__LEAVE_REQ__INIT;
+	Chat__ServerFrame *f;
+	int acked[N], nacked = 0;
+	size_t k = 0;
+	(void)state;
+	it_unique(na, sizeof na, "hal");
+	it_unique(nb, sizeof nb, "ida");
+	open_ready(&a, na, 1);
+	open_ready(&b, nb, 1);
+	members[0] = nb;
+	ch = make_channel(&a, "leaving", members);
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof ids[i], "leave-%04d", i);
+		snprintf(body, sizeof body, "last words %d", i);
+		sr.channel_id = ch;
+		sr.client_msg_id = ids[i];
+		sr.body = body;
+		cf.req_id = 0;
+		cf.kind_case = CHAT__CLIENT_FRAME__KIND_SEND;
+		cf.send = &sr;
+		req[i] = it_send(&a, &cf);
+		assert_true(req[i] != 0);
+	}
+	lr.channel_id = ch;
+	cf.req_id = 0;
+	cf.kind_case = CHAT__CLIENT_FRAME__KIND_LEAVE;
+	cf.leave = &lr;
+	leave_req = it_send(&a, &cf);
+	assert_true(leave_req != 0);
+	for (int i = 0; i < N; i++) {
+		f = it_wait_reply(&a, req[i], 10000);
+		assert_non_null(f);
+		acked[i] = f->kind_case == CHAT__SERVER_FRAME__KIND_SEND_ACK;
+		if (!acked[i])
+			assert_int_equal(f->kind_case,
+			                 CHAT__SERVER_FRAME__KIND_ERROR);
+		nacked += acked[i];
+		chat__server_frame__free_unpacked(f, NULL);
+	}
+	f = it_wait_reply(&a, leave_req, 10000);
+	assert_non_null(f);
+	assert_int_not_equal(f->kind_case, CHAT__SERVER_FRAME__KIND_ERROR);
+	chat__server_frame__free_unpacked(f, NULL);
+	assert_true(nacked > 0);
+	/* b's history holds every acknowledged send, once, in send order
+	 * (the store may take a moment to catch up) */
+	for (int tries = 0;; tries++) {
+		f = expect_kind(it_history(&b, ch, 0, 0, 100),
+		                CHAT__SERVER_FRAME__KIND_HISTORY, "history");
+		if (f->history->n_messages >= (size_t)nacked || tries == 50)
+			break;
+		chat__server_frame__free_unpacked(f, NULL);
+		usleep(100 * 1000);
+	}
+	for (int i = 0; i < N; i++) {
+		if (!acked[i])
+			continue;
+		snprintf(body, sizeof body, "last words %d", i);
+		while (k < f->history->n_messages &&
+		       strcmp(f->history->messages[k]->body, body) != 0)
+			k++;
+		if (k == f->history->n_messages)
+			fail_msg("acknowledged send %d (%s) is not in history "
+			         "(%zu messages)",
+			         i, ids[i], f->history->n_messages);
+		assert_int_equal(f->history->messages[k]->seq, k + 1);
+	}
+	assert_int_equal(f->history->n_messages, (size_t)nacked);
 	chat__server_frame__free_unpacked(f, NULL);
 	it_client_close(&a);
 	it_client_close(&b);
@@ -832,6 +918,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_conversation),
 		cmocka_unit_test(test_dm_presence_typing),
 		cmocka_unit_test(test_retry_stored_once),
+		cmocka_unit_test(test_send_then_leave),
 		cmocka_unit_test(test_drop_and_resume),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_restart_keeps_data),

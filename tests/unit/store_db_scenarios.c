@@ -84,10 +84,17 @@ uint64_t fx_group(struct fx *f, uint64_t by, const char *name,
 	return ci->id;
 }
 
-/* A packed IngressRecord in the arena, as a raw log record. */
 store_ingress_raw fx_rec(struct fx *f, int32_t part, int64_t off,
                          uint64_t chan, uint64_t sender, const char *cmid,
                          const char *body)
+{
+	return fx_rec_at(f, part, off, chan, sender, cmid, body, 1000 + off);
+}
+
+/* A packed IngressRecord in the arena, as a raw log record. */
+store_ingress_raw fx_rec_at(struct fx *f, int32_t part, int64_t off,
+                            uint64_t chan, uint64_t sender, const char *cmid,
+                            const char *body, int64_t sent_at_ms)
 {
 	Chat__IngressRecord r = CHAT__INGRESS_RECORD__INIT;
 	store_ingress_raw raw;
@@ -99,7 +106,7 @@ store_ingress_raw fx_rec(struct fx *f, int32_t part, int64_t off,
 	r.sender_name = (char *)"ignored";
 	r.client_msg_id = (char *)cmid;
 	r.body = (char *)body;
-	r.sent_at_ms = 1000 + off;
+	r.sent_at_ms = sent_at_ms;
 	val = chat_arena_pack(f->a, &r.base, &len);
 	chat_put_be64(key, chan);
 	memset(&raw, 0, sizeof raw);
@@ -380,8 +387,71 @@ static void test_join_leave(void **state)
 	assert_int_equal(store_db_get_channel(f->db, &f->cx, f->bob, ch, &ci),
 	                 CHAT_PERMISSION_DENIED);
 	assert_int_equal(fx_info(f, f->alice, ch)->member_count, 1);
-	/* a left member can no longer post */
-	raws[0] = fx_rec(f, 0, 2, ch, f->bob, "b1", "after leaving");
+	/* a left member can no longer post (sent well after leaving) */
+	raws[0] = fx_rec_at(f, 0, 2, ch, f->bob, "b1", "after leaving",
+	                    chat_now_ms() + STORE_LEAVE_GRACE_MS + 60000);
+	fx_apply(f, "log", raws, 1, items);
+	assert_int_equal(items[0].outcome, STORE_INGEST_REJECTED);
+	assert_non_null(strstr(items[0].why, "not a member"));
+}
+
+/* A send acknowledged before its sender left (fleet: the edge answers once
+ * the log holds it) reaches the store after the Leave: it is stored, and
+ * so is one the edge let through up to STORE_LEAVE_GRACE_MS later (its view
+ * of membership trails the store's); later ones are rejected. */
+static void test_leave_grace(void **state)
+{
+	struct fx *f = *state;
+	const char *bob[] = {"bob"};
+	uint64_t ch = fx_group(f, f->alice, "room", bob, 1);
+	const int64_t t = 5000000;
+	Chat__MemberEvent *left = NULL, **ev = NULL;
+	Chat__ChannelInfo *ci = NULL;
+	store_ingress_raw raws[4];
+	store_ingest_item items[4];
+	size_t nev = 0;
+
+	f->cx.now_ms = t; /* bob leaves at t */
+	assert_int_equal(store_db_leave(f->db, &f->cx, f->bob, ch, &left),
+	                 CHAT_OK);
+	raws[0] = fx_rec_at(f, 0, 0, ch, f->bob, "b1", "before", t - 5);
+	raws[1] = fx_rec_at(f, 0, 1, ch, f->bob, "b2", "at the margin",
+	                    t + STORE_LEAVE_GRACE_MS);
+	raws[2] = fx_rec_at(f, 0, 2, ch, f->bob, "b3", "too late",
+	                    t + STORE_LEAVE_GRACE_MS + 1);
+	raws[3] = fx_rec_at(f, 0, 3, ch, f->bob, "b1", "before", t - 5);
+	fx_apply(f, "log", raws, 4, items);
+	assert_int_equal(items[0].outcome, STORE_INGEST_NEW);
+	assert_int_equal(items[0].seq, 1);
+	assert_non_null(items[0].msg);
+	assert_string_equal(items[0].msg->sender_name, "bob");
+	assert_int_equal(items[1].outcome, STORE_INGEST_NEW);
+	assert_int_equal(items[1].seq, 2);
+	assert_int_equal(items[2].outcome, STORE_INGEST_REJECTED);
+	assert_int_equal(items[3].outcome, STORE_INGEST_DUP);
+	assert_int_equal(items[3].seq, 1);
+	/* in a later batch too (the retry of a client) */
+	raws[0] = fx_rec_at(f, 0, 4, ch, f->bob, "b2", "at the margin",
+	                    t + STORE_LEAVE_GRACE_MS);
+	fx_apply(f, "log", raws, 1, items);
+	assert_int_equal(items[0].outcome, STORE_INGEST_DUP);
+	assert_int_equal(items[0].seq, 2);
+	assert_int_equal(fx_info(f, f->alice, ch)->last_seq, 2);
+	/* still not a member: no channel for bob, no read position */
+	assert_int_equal(store_db_get_channel(f->db, &f->cx, f->bob, ch, &ci),
+	                 CHAT_PERMISSION_DENIED);
+	/* back in: posts as any member, whenever sent */
+	f->cx.now_ms = t + 100000;
+	assert_int_equal(store_db_join(f->db, &f->cx, f->bob, ch, &ci, &ev,
+	                               &nev),
+	                 CHAT_OK);
+	raws[0] = fx_rec_at(f, 0, 5, ch, f->bob, "b4", "back",
+	                    t + 10 * STORE_LEAVE_GRACE_MS);
+	fx_apply(f, "log", raws, 1, items);
+	assert_int_equal(items[0].outcome, STORE_INGEST_NEW);
+	assert_int_equal(items[0].seq, 3);
+	/* a user who never was a member gets nothing of the margin */
+	raws[0] = fx_rec_at(f, 0, 6, ch, f->carol, "c1", "never in", t - 5);
 	fx_apply(f, "log", raws, 1, items);
 	assert_int_equal(items[0].outcome, STORE_INGEST_REJECTED);
 }
@@ -1185,6 +1255,7 @@ const struct CMUnitTest store_scenarios[] = {
                                     fx_teardown),
     cmocka_unit_test_setup_teardown(test_dm, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_join_leave, fx_setup, fx_teardown),
+    cmocka_unit_test_setup_teardown(test_leave_grace, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_sequencing, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_dedupe, fx_setup, fx_teardown),
     cmocka_unit_test_setup_teardown(test_rejected, fx_setup, fx_teardown),

@@ -57,6 +57,11 @@ store_ingress_raw fx_rec(struct fx *f, int32_t part, int64_t off,
                          uint64_t chan, uint64_t sender, const char *cmid,
                          const char *body);
 
+/* fx_rec with the sending edge's time sent_at_ms (fx_rec: 1000 + off). */
+store_ingress_raw fx_rec_at(struct fx *f, int32_t part, int64_t off,
+                            uint64_t chan, uint64_t sender, const char *cmid,
+                            const char *body, int64_t sent_at_ms);
+
 /* store_ingress_apply, asserting CHAT_OK. */
 void fx_apply(struct fx *f, const char *log_id, store_ingress_raw *raws,
               size_t n, store_ingest_item *items);

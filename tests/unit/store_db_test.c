@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "chat_log.h"
 #include "store_db.h"
 #include "store_db_scenarios.h"
@@ -109,11 +111,66 @@ static void test_url_redact(void **state)
 	assert_string_equal(out, "postgres://");
 }
 
+/* A version 1 database (before the departures table) holding data is
+ * migrated at open, keeping the data; a newer one is refused. */
+static void test_migration(void **state)
+{
+	struct sq_db *d = NULL;
+	store_db *db = NULL;
+	sqlite3 *raw = NULL;
+	sqlite3_stmt *st = NULL;
+	char err[256];
+	(void)state;
+
+	assert_int_equal(sq_create((void **)&d), 0);
+	assert_int_equal(sq_open(d, &db), 0);
+	store_db_close(db);
+	db = NULL;
+	assert_int_equal(sqlite3_open(d->path, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw,
+	                              "DROP TABLE departures;"
+	                              "DELETE FROM schema_version"
+	                              " WHERE version = 2;"
+	                              "INSERT INTO users(name, pass_hash,"
+	                              " created_at_ms) VALUES ('old', 'x', 1)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(raw);
+
+	assert_int_equal(sq_open(d, &db), 0);
+	store_db_close(db);
+	db = NULL;
+	assert_int_equal(sqlite3_open(d->path, &raw), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(raw,
+	                       "SELECT (SELECT max(version) FROM schema_version),"
+	                       " (SELECT count(*) FROM departures),"
+	                       " (SELECT count(*) FROM users WHERE name = 'old')",
+	                       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 1), 0);
+	assert_int_equal(sqlite3_column_int(st, 2), 1);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(raw,
+	                              "INSERT INTO schema_version"
+	                              " VALUES (99, 0)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(raw);
+	assert_int_equal(store_db_open(d->path, &db, err, sizeof err), -1);
+	assert_null(db);
+	assert_non_null(strstr(err, "newer than this program"));
+	sq_destroy(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest extra[] = {
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_url_redact),
+	    cmocka_unit_test(test_migration),
 	};
 	chat_log_set_level(getenv("STORE_TEST_LOG") ? "debug" : "error");
 	store_scen_engine = &sqlite_engine;

@@ -463,6 +463,35 @@ static void test_migration(void **state)
 	                                     "schema_version",
 	                                     &v, err, sizeof err),
 	                 0);
+	assert_int_equal(v, 2); /* each version applied once */
+	/* a version 1 database (before departures) with data is migrated */
+	assert_int_equal(pg_server_exec(d->url,
+	                                "DROP TABLE departures;"
+	                                "DELETE FROM schema_version"
+	                                " WHERE version = 2;"
+	                                "INSERT INTO users(name, pass_hash,"
+	                                " created_at_ms) VALUES ('old', 'x', 1)",
+	                                err, sizeof err),
+	                 0);
+	assert_int_equal(store_db_open(d->url, &db, err, sizeof err), 0);
+	store_db_close(db);
+	db = NULL;
+	assert_int_equal(pg_server_query_i64(d->url,
+	                                     "SELECT max(version) FROM"
+	                                     " schema_version",
+	                                     &v, err, sizeof err),
+	                 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(pg_server_query_i64(d->url,
+	                                     "SELECT count(*) FROM departures",
+	                                     &v, err, sizeof err),
+	                 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(pg_server_query_i64(d->url,
+	                                     "SELECT count(*) FROM users"
+	                                     " WHERE name = 'old'",
+	                                     &v, err, sizeof err),
+	                 0);
 	assert_int_equal(v, 1);
 	/* a database from a newer program is refused */
 	assert_int_equal(pg_server_exec(d->url,
