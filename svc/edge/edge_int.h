@@ -86,6 +86,10 @@ typedef struct edge_sess {
 	 * history only once the routing thread has applied it */
 	uint64_t route_seq;
 	int64_t route_ready_us; /* 0, or when route_seq has settled */
+	/* keepalive (edge_keepalive): the last frame or pong from the
+	 * client, the last ping sent, a ping waiting for WRITEABLE */
+	int64_t rx_ms, ping_ms;
+	int ping_due;
 } edge_sess;
 
 /* The local sessions of one channel or one user. */
@@ -129,7 +133,6 @@ struct edge {
 
 	struct lws_context *ctx;
 	struct ev_loop *evloop; /* our epoll loop, lent to lws (foreign) */
-	lws_retry_bo_t retry;  /* ping / hang-up policy */
 	pthread_t thread;
 	int thread_started;
 	pthread_mutex_t wake_mu;

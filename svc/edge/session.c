@@ -91,6 +91,7 @@ edge_sess *edge_sess_new(edge *e, struct lws *wsi, const chat_claims *c)
 	chat_strlcpy(s->user_name, c->name, sizeof s->user_name);
 	chat_u64map_init(&s->chans);
 	edge_bucket_init(&s->bucket, e->cfg.send_burst, chat_mono_us());
+	s->rx_ms = chat_mono_ms();
 	if (chat_u64map_put(&e->sessions, s->id, s) != 0)
 		goto fail;
 	if (set_add(&e->user_sess, s->user_id, s, &first) != 0) {

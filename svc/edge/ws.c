@@ -612,6 +612,7 @@ static int receive(edge *e, struct lws *wsi, edge_sess *s, const void *in,
 
 	if (!s || s->close_code)
 		return 0;
+	s->rx_ms = chat_mono_ms();
 	if (!s->rx_in_msg) {
 		s->rx_in_msg = 1;
 		s->rx_text = !lws_frame_is_binary(wsi);
@@ -684,6 +685,17 @@ static int writeable(struct lws *wsi, edge_sess *s)
 		                 (unsigned char *)s->close_reason,
 		                 strlen(s->close_reason));
 		return -1;
+	}
+	if (s->ping_due) {
+		/* a payload: lws 4.1 passes no empty pong to the callback */
+		unsigned char ping[LWS_PRE + 1] = {0};
+		s->ping_due = 0;
+		ping[LWS_PRE] = (unsigned char)'k';
+		if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+			return -1;
+		if (s->qlen && s->ready)
+			lws_callback_on_writable(wsi);
+		return 0;
 	}
 	if (!s->ready || !(b = edge_sess_pop(s)))
 		return 0;
@@ -1030,6 +1042,44 @@ void edge_drain_inbox(edge *e)
 	}
 }
 
+/* ---- keepalive ---- */
+
+/* Ping a session idle (nothing received) for ping_secs, hang up on one
+ * idle for twice that plus 10 s. Done here, once a second over every
+ * session, rather than by libwebsockets' retry_and_idle_policy: lws 4.1
+ * re-arms that policy's per-connection timer in one sorted list on every
+ * write, a walk over all the connections each time, which took half of
+ * the edge's CPU for a broadcast to 10,000 sessions (docs/BENCHMARKS.md
+ * 5.7). */
+static void edge_keepalive(edge *e)
+{
+	int64_t now = chat_mono_ms();
+	int64_t ping = (int64_t)e->cfg.ping_secs * 1000;
+	int64_t hangup = 2 * ping + 10000;
+	size_t it = 0;
+	uint64_t id;
+	void *v;
+
+	while (chat_u64map_next(&e->sessions, &it, &id, &v)) {
+		edge_sess *s = v;
+		int64_t idle = now - s->rx_ms;
+		if (s->close_code || !s->wsi)
+			continue;
+		if (idle > hangup) {
+			chat_info(EDGE_SVC, "session_timeout",
+			          "session=%" PRIu64 " user=%" PRIu64
+			          " idle_ms=%" PRId64,
+			          s->id, s->user_id, idle);
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+			                LWS_TO_KILL_ASYNC);
+		} else if (idle > ping && now - s->ping_ms > ping) {
+			s->ping_ms = now;
+			s->ping_due = 1;
+			lws_callback_on_writable(s->wsi);
+		}
+	}
+}
+
 /* ---- the protocol callback ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -1050,6 +1100,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return receive(e, wsi, p ? p->s : NULL, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return writeable(wsi, p ? p->s : NULL);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (p && p->s)
+			p->s->rx_ms = chat_mono_ms();
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		if (p && p->s) {
 			edge_sess_free(p->s);
@@ -1096,9 +1150,6 @@ int edge_ws_start(edge *e, char *err, size_t errlen)
 	void *foreign[1];
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
-	e->retry.secs_since_valid_ping = (uint16_t)e->cfg.ping_secs;
-	e->retry.secs_since_valid_hangup =
-	    (uint16_t)(e->cfg.ping_secs * 2 + 10);
 	memset(&info, 0, sizeof info);
 	info.port = e->cfg.port;
 	info.iface = e->cfg.host;
@@ -1106,7 +1157,7 @@ int edge_ws_start(edge *e, char *err, size_t errlen)
 	info.user = e;
 	info.count_threads = 1;
 	info.max_http_header_data = TOKEN_MAX + 1024;
-	info.retry_and_idle_policy = &e->retry;
+	/* no retry_and_idle_policy: edge_keepalive pings and hangs up */
 	info.vhost_name = "edge";
 	/* epoll through the libev plugin: the default poll() walks every
 	 * socket on every wake (docs/BENCHMARKS.md). The loop is ours
@@ -1164,6 +1215,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
 	edge *e = CHAT_CONTAINER_OF(sul, edge, tick);
 	edge_acks_sweep(e);
+	edge_keepalive(e);
 	lws_sul_schedule(e->ctx, 0, &e->tick, tick, EDGE_TICK_US);
 }
 

@@ -1913,6 +1913,28 @@ static void test_idle_ping(void **state)
 		assert_int_equal(wsc_recv(c, 100, &d, &n, NULL, NULL, 0), -1);
 	assert_true(wsc_pings(c) >= 1);
 	ping_pong(c, 1); /* and the session is still fine */
+	/* A peer that reads but never answers a ping is hung up after
+	 * 2 x ping_secs + 10 s of silence; one that answers stays. */
+	{
+		wsc *mute = open_on(edge_port(e3), CAROL, NULL);
+		int64_t t0 = wall_ms(), took;
+		int gone = 0;
+		while (!gone && wall_ms() - t0 < 20000) {
+			if (wsc_recv(c, 50, &d, &n, NULL, NULL, 0) >= 0) {
+				free(d);
+				d = NULL;
+			}
+			gone = wsc_wait_eof(mute, 50);
+		}
+		took = wall_ms() - t0;
+		assert_true(gone);
+		if (took < 11000)
+			fail_msg("hung up after %lld ms, before 12 s of silence",
+			         (long long)took);
+		wsc_free(mute);
+		ping_pong(c, 2);
+		assert_true(wsc_pings(c) >= 3);
+	}
 	/* a stop while the peer neither reads nor answers the close */
 	edge_stop(e3);
 	expect_close(c, 1001, "server shutting down");
