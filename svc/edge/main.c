@@ -208,6 +208,8 @@ int main(int argc, char **argv)
 	/* SIGINT/SIGTERM wake main through a pipe; the threads started by
 	 * edge_start inherit a mask that blocks them. */
 	signal(SIGPIPE, SIG_IGN);
+	/* one descriptor per session: as many as the hard limit allows */
+	chat_info("edge", "fd_limit", "nofile=%ld", chat_raise_nofile());
 	if (pipe(sig_pipe) != 0) {
 		perror("chat-edge: pipe");
 		chat_routing_free(routing);
