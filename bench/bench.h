@@ -15,11 +15,13 @@
 #define BENCH_PREFIX_MAX 12
 #define BENCH_SECRET_MAX 512
 #define BENCH_HOST_MAX   64
+#define BENCH_EDGES_MAX  16 /* --edge-url list (the fleet has 3 by default) */
+#define BENCH_PIDS_MAX   64 /* --server-pid and --backend-pid lists */
 
 /* ---- topology: who is in which channel ---- */
 
 typedef struct bench_topo {
-	int scenario;    /* 'A'..'E' */
+	int scenario;    /* 'A'..'E' (F runs C's topology) */
 	uint32_t n;      /* stable connections */
 	uint32_t nchurn; /* E: churning connections */
 	uint32_t nchan;  /* channels */
@@ -62,6 +64,12 @@ enum bench_cmd {
 	BR_FAIL, /* a text reason; the worker exits */
 };
 
+/* One edge to connect to: an IPv4 literal and a port. */
+typedef struct bench_edge {
+	char host[BENCH_HOST_MAX];
+	int32_t port;
+} bench_edge;
+
 /* The plan of one worker. Followed on the wire by: uint64 user_id[count],
  * uint64 churn_user_id[churn_count], uint64 chan_id[topo.nchan]. */
 typedef struct bench_plan {
@@ -73,8 +81,10 @@ typedef struct bench_plan {
 	uint32_t connect_conc; /* handshakes in flight */
 	double connect_rate;   /* new sessions per second, 0: no cap */
 	int32_t token_ttl_s;
-	char host[BENCH_HOST_MAX]; /* IPv4 literal of the edge */
-	int32_t port;
+	/* Session i (stable or churning index) goes to edge[i % nedges]:
+	 * the same spread in every worker, whatever its share. */
+	uint32_t nedges;
+	bench_edge edge[BENCH_EDGES_MAX];
 	char prefix[BENCH_PREFIX_MAX + 1];
 	uint32_t secret_len;
 	char secret[BENCH_SECRET_MAX];
@@ -162,11 +172,16 @@ int bench_worker_main(int fd);
 
 /* ---- /proc ---- */
 
+/* The process figures are sums over a list of pids, each with every
+ * process below it (PostgreSQL works in the postmaster's children). */
 typedef struct bench_proc {
-	uint64_t cpu_ticks; /* utime + stime */
+	uint64_t cpu_ticks; /* utime + stime, plus cutime + cstime (the
+	                     * children already reaped, so the sum does not
+	                     * drop when one exits) */
 	uint64_t rss_kib;   /* VmRSS */
-	uint64_t hwm_kib;   /* VmHWM */
+	uint64_t hwm_kib;   /* VmHWM (a sum of each process's peak) */
 	uint64_t threads;
+	uint64_t backend_ticks; /* the same CPU sum over --backend-pid */
 	uint64_t tcp_mem_pages; /* /proc/net/sockstat TCP mem */
 	uint64_t tcp_inuse;
 	uint64_t slab_kib;            /* /proc/meminfo Slab */
@@ -174,8 +189,19 @@ typedef struct bench_proc {
 	int64_t t_ns;
 } bench_proc;
 
-/* Sample pid (0: only the system-wide figures). Returns 0 or -1. */
-int bench_proc_sample(int pid, bench_proc *p);
+/* Sample the processes pids[0..npids) and their descendants into the
+ * process fields of p, and the system-wide figures (npids 0: only
+ * those). Returns 0, or -1 when a listed pid is gone (the process
+ * fields are then 0). */
+int bench_proc_sample(const int *pids, int npids, bench_proc *p);
+
+/* The CPU ticks of pids[0..npids) and their descendants, counted as in
+ * bench_proc. Returns 0, or -1 when a listed pid is gone. */
+int bench_proc_tree_ticks(const int *pids, int npids, uint64_t *ticks);
+
+/* Parse "PID[,PID...]" into out (at most max). Returns how many, or -1
+ * on a malformed list. */
+int bench_parse_pids(const char *s, int *out, int max);
 
 /* Clock ticks per second (sysconf). */
 long bench_proc_hz(void);

@@ -33,8 +33,9 @@
 
 struct cfg {
 	const char *scenario, *ready_file, *edge_url, *admin_url, *data_dir;
+	const char *secret_file, *server_pid, *backend_pid;
 	const char *prefix, *ramp_factor, *check_json;
-	int server_pid, conns, rate, duration, warmup, drain, size, ramp;
+	int conns, rate, duration, warmup, drain, size, ramp;
 	int ramp_max, p99_limit_ms, workers, per_worker, connect_conc;
 	int connect_rate, max_other_pct, noise_retries;
 	int churn_rate, churn_conns, settle, settle_max, connect_timeout, quiet;
@@ -52,9 +53,11 @@ struct run {
 	bench_result res;
 	struct wk *w;
 	int nw;
-	int pid;
-	char host[BENCH_HOST_MAX];
-	int port;
+	int fleet; /* scenario F: C's topology on the fleet */
+	int pids[BENCH_PIDS_MAX], npids;   /* the server's processes */
+	int bpids[BENCH_PIDS_MAX], nbpids; /* its backing servers' */
+	bench_edge edges[BENCH_EDGES_MAX];
+	int nedges;
 	char admin[256];
 	char secret[BENCH_SECRET_MAX];
 	size_t secret_len;
@@ -67,7 +70,9 @@ struct run {
 static const char summary[] =
     "Load generator and benchmark scenarios for chatd (docs/BENCHMARKS.md).\n"
     "Point it at a running chatd (--ready-file, or --edge-url, --admin-url,\n"
-    "--data-dir and --server-pid); it creates its own users and channels.\n"
+    "--data-dir and --server-pid) or at the fleet (--edge-url with every\n"
+    "edge, --admin-url of a store, --secret-file, --server-pid with every\n"
+    "service's pid); it creates its own users and channels.\n"
     "\n"
     "scenarios:\n"
     "  A  idle hold of --conns sessions: connect rate, memory per session\n"
@@ -76,11 +81,11 @@ static const char summary[] =
     "  D  one channel with --conns members; each send reaches all of them\n"
     "  E  C while --churn-conns more sessions connect and disconnect at\n"
     "     --churn-rate per second (loss counted for the stable ones)\n"
-    "  F  C on the fleet (real Kafka acks=all, PostgreSQL): NOT AVAILABLE\n"
-    "     here; it needs the fleet of compose/ and is for later\n"
-    "--ramp (B, C, D) multiplies the rate by --ramp-factor after each step\n"
-    "until p99 passes --p99-limit-ms or a message is lost, and reports the\n"
-    "highest rate that held. The last line of output is one JSON object.";
+    "  F  C on the fleet of compose/ (real Kafka with acks=all and\n"
+    "     idempotence, PostgreSQL): scripts/bench.sh F brings one up\n"
+    "--ramp (B, C, D, F) multiplies the rate by --ramp-factor after each\n"
+    "step until p99 passes --p99-limit-ms or a message is lost, and reports\n"
+    "the highest rate that held. The last line of output is one JSON object.";
 
 /* ---- workers ---- */
 
@@ -177,7 +182,7 @@ static int send_all(struct run *r, uint32_t type, const void *p, size_t n)
 
 static int read_ready(struct run *r, char *err, size_t errlen)
 {
-	static char edge[256], admin[256], ddir[1024];
+	static char edge[256], admin[256], ddir[1024], pid[32];
 	char *text = NULL, *line, *save = NULL;
 	size_t n;
 
@@ -199,43 +204,89 @@ static int read_ready(struct run *r, char *err, size_t errlen)
 		           !r->c.data_dir[0]) {
 			chat_strlcpy(ddir, line + 9, sizeof ddir);
 			r->c.data_dir = ddir;
-		} else if (!strncmp(line, "pid=", 4) && !r->c.server_pid) {
-			r->c.server_pid = atoi(line + 4);
+		} else if (!strncmp(line, "pid=", 4) && !r->c.server_pid[0]) {
+			chat_strlcpy(pid, line + 4, sizeof pid);
+			r->c.server_pid = pid;
 		}
 	}
 	free(text);
 	return 0;
 }
 
-static int parse_edge_url(struct run *r, char *err, size_t errlen)
+/* One ws://IPV4:PORT/ws (len bytes of u) into e. */
+static int parse_one_edge(const char *u, size_t len, bench_edge *e, char *err,
+                          size_t errlen)
 {
-	const char *u = r->c.edge_url, *colon;
+	char url[256], *h, *colon;
 	size_t hl;
 
-	if (strncmp(u, "ws://", 5) != 0) {
+	if (len >= sizeof url || len < 5 || strncmp(u, "ws://", 5) != 0) {
 		snprintf(err, errlen,
-		         "--edge-url must be ws://IPV4:PORT/ws, "
-		         "got '%s'",
-		         u);
+		         "--edge-url must be ws://IPV4:PORT/ws[,...], got "
+		         "'%.*s'",
+		         (int)(len > 200 ? 200 : len), u);
 		return -1;
 	}
-	u += 5;
-	colon = strchr(u, ':');
-	if (!colon || (hl = (size_t)(colon - u)) == 0 || hl >= sizeof r->host) {
-		snprintf(err, errlen, "--edge-url: no host:port in '%s'",
-		         r->c.edge_url);
+	memcpy(url, u, len);
+	url[len] = '\0';
+	h = url + 5;
+	colon = strchr(h, ':');
+	if (!colon || (hl = (size_t)(colon - h)) == 0 || hl >= sizeof e->host) {
+		snprintf(err, errlen, "--edge-url: no host:port in '%s'", url);
 		return -1;
 	}
-	memcpy(r->host, u, hl);
-	r->host[hl] = '\0';
-	r->port = atoi(colon + 1);
-	if (r->port <= 0 || r->port > 65535) {
-		snprintf(err, errlen, "--edge-url: bad port in '%s'",
-		         r->c.edge_url);
+	memcpy(e->host, h, hl);
+	e->host[hl] = '\0';
+	e->port = atoi(colon + 1);
+	if (e->port <= 0 || e->port > 65535) {
+		snprintf(err, errlen, "--edge-url: bad port in '%s'", url);
 		return -1;
 	}
-	if (!strcmp(r->host, "localhost"))
-		chat_strlcpy(r->host, "127.0.0.1", sizeof r->host);
+	if (!strcmp(e->host, "localhost"))
+		chat_strlcpy(e->host, "127.0.0.1", sizeof e->host);
+	return 0;
+}
+
+/* --edge-url: one URL, or a comma-separated list (the fleet's edges:
+ * sessions are spread over them by index). */
+static int parse_edge_urls(struct run *r, char *err, size_t errlen)
+{
+	const char *u = r->c.edge_url;
+
+	r->nedges = 0;
+	for (;;) {
+		const char *comma = strchr(u, ',');
+		size_t len = comma ? (size_t)(comma - u) : strlen(u);
+		if (r->nedges == BENCH_EDGES_MAX) {
+			snprintf(err, errlen, "--edge-url: at most %d edges",
+			         BENCH_EDGES_MAX);
+			return -1;
+		}
+		if (parse_one_edge(u, len, &r->edges[r->nedges], err,
+		                   errlen) != 0)
+			return -1;
+		r->nedges++;
+		if (!comma)
+			return 0;
+		u = comma + 1;
+	}
+}
+
+/* --server-pid and --backend-pid: lists of pids. */
+static int parse_pid_lists(struct run *r, char *err, size_t errlen)
+{
+	r->npids = bench_parse_pids(r->c.server_pid, r->pids, BENCH_PIDS_MAX);
+	r->nbpids =
+	    bench_parse_pids(r->c.backend_pid, r->bpids, BENCH_PIDS_MAX);
+	if (r->npids < 0 || r->nbpids < 0) {
+		snprintf(err, errlen,
+		         "--%s: '%.200s' is not a list of at most %d pids "
+		         "(PID[,PID...])",
+		         r->npids < 0 ? "server-pid" : "backend-pid",
+		         r->npids < 0 ? r->c.server_pid : r->c.backend_pid,
+		         BENCH_PIDS_MAX);
+		return -1;
+	}
 	return 0;
 }
 
@@ -244,7 +295,12 @@ static int load_secret(struct run *r, char *err, size_t errlen)
 	char path[1200], *text = NULL;
 	size_t n;
 
-	snprintf(path, sizeof path, "%s/jwt.secret", r->c.data_dir);
+	/* The fleet keeps it apart (RUN/jwt.secret, CHAT_JWT_SECRET_FILE);
+	 * chatd in its data dir. */
+	if (r->c.secret_file[0])
+		chat_strlcpy(path, r->c.secret_file, sizeof path);
+	else
+		snprintf(path, sizeof path, "%s/jwt.secret", r->c.data_dir);
 	if (chat_read_file(path, 4096, &text, &n) != 0) {
 		snprintf(
 		    err, errlen,
@@ -269,10 +325,17 @@ static int load_secret(struct run *r, char *err, size_t errlen)
 	return 0;
 }
 
+/* The server's processes (and the backing servers', when given) and the
+ * machine. A process that is gone zeroes its group's figures, so that no
+ * CPU or memory is reported for the step. */
 static void sample(struct run *r, bench_proc *p)
 {
-	if (bench_proc_sample(r->pid, p) != 0)
-		bench_proc_sample(0, p);
+	uint64_t bt = 0;
+
+	if (bench_proc_sample(r->pids, r->npids, p) != 0)
+		bench_proc_sample(NULL, 0, p);
+	if (r->nbpids && bench_proc_tree_ticks(r->bpids, r->nbpids, &bt) == 0)
+		p->backend_ticks = bt;
 }
 
 /* ---- phases ---- */
@@ -311,8 +374,8 @@ static int send_plans(struct run *r)
 		                            (double)(r->topo.n ? r->topo.n : 1)
 		                      : 0;
 		p->token_ttl_s = 86400;
-		chat_strlcpy(p->host, r->host, sizeof p->host);
-		p->port = r->port;
+		p->nedges = (uint32_t)r->nedges;
+		memcpy(p->edge, r->edges, sizeof p->edge);
 		chat_strlcpy(p->prefix, r->c.prefix, sizeof p->prefix);
 		p->secret_len = (uint32_t)r->secret_len;
 		memcpy(p->secret, r->secret, r->secret_len);
@@ -710,16 +773,26 @@ static int run_step(struct run *r, double rate, bench_step *st)
 	st->unanswered = ss.sent - ss.answered;
 	if (collect(r, st, window_s) != 0)
 		return -1;
+	if (st->delivered && r->nbpids && s1.backend_ticks &&
+	    s2.backend_ticks >= s1.backend_ticks) {
+		double b_s = (double)(s2.backend_ticks - s1.backend_ticks) /
+		             (double)r->hz;
+		st->backend_cpu_us = b_s * 1e6 / (double)st->delivered;
+		st->backend_cpu_pct = b_s / window_s * 100;
+	}
 	if (st->delivered && s2.cpu_ticks >= s1.cpu_ticks) {
 		double cpu_s =
 		    (double)(s2.cpu_ticks - s1.cpu_ticks) / (double)r->hz;
 		st->server_cpu_us = cpu_s * 1e6 / (double)st->delivered;
 		st->server_cpu_pct = cpu_s / window_s * 100;
+		/* The backing servers are part of the system under test,
+		 * not other load. */
 		if (s2.sys_busy >= s1.sys_busy)
 			st->other_cpu_pct =
 			    (double)(s2.sys_busy - s1.sys_busy) /
 			        (double)r->hz / window_s * 100 -
-			    st->server_cpu_pct - st->bench_cpu_pct;
+			    st->server_cpu_pct - st->backend_cpu_pct -
+			    st->bench_cpu_pct;
 	}
 	st->rss_kib = s2.rss_kib;
 	if (st->held)
@@ -888,17 +961,27 @@ int main(int argc, char **argv)
 	char err[512], prefix[BENCH_PREFIX_MAX + 1];
 	const chat_opt opts[] = {
 	    {"scenario", NULL, CHAT_OPT_STR, &c->scenario, "C", 0, 0,
-	     "A, B, C, D or E (F: needs the fleet, not available)"},
+	     "A, B, C, D, E, or F (C on the fleet)"},
 	    {"ready-file", NULL, CHAT_OPT_STR, &c->ready_file, NULL, 0, 0,
 	     "chatd's --ready-file (gives the urls, data dir and pid)"},
 	    {"edge-url", NULL, CHAT_OPT_STR, &c->edge_url, NULL, 0, 0,
-	     "ws://IPV4:PORT/ws of the edge"},
+	     "ws://IPV4:PORT/ws of the edge, or a comma-separated list of "
+	     "edges (session i goes to the (i mod count)-th)"},
 	    {"admin-url", NULL, CHAT_OPT_STR, &c->admin_url, NULL, 0, 0,
-	     "the store's admin RPC (chatd --admin-url)"},
+	     "the store's admin RPC (chatd --admin-url; on the fleet a "
+	     "store's RPC URL)"},
 	    {"data-dir", NULL, CHAT_OPT_STR, &c->data_dir, NULL, 0, 0,
 	     "chatd's data dir (the token secret is read from it)"},
-	    {"server-pid", NULL, CHAT_OPT_INT, &c->server_pid, NULL, 0, 1 << 30,
-	     "chatd's pid, for CPU and memory figures"},
+	    {"secret-file", NULL, CHAT_OPT_STR, &c->secret_file, NULL, 0, 0,
+	     "the token secret itself, instead of DATA_DIR/jwt.secret (the "
+	     "fleet's RUN/jwt.secret)"},
+	    {"server-pid", NULL, CHAT_OPT_STR, &c->server_pid, NULL, 0, 0,
+	     "PID[,PID...]: chatd, or every chat service of the fleet; CPU "
+	     "and RSS are summed over them (and their child processes)"},
+	    {"backend-pid", NULL, CHAT_OPT_STR, &c->backend_pid, NULL, 0, 0,
+	     "PID[,PID...]: the backing servers (Kafka, PostgreSQL, Redis, "
+	     "ZooKeeper) and their child processes; their CPU is reported "
+	     "apart"},
 	    {"conns", NULL, CHAT_OPT_INT, &c->conns, NULL, 0, 10000000,
 	     "sessions (default A 10000, B/C/E 1000, D 10000)"},
 	    {"rate", NULL, CHAT_OPT_INT, &c->rate, NULL, 0, 100000000,
@@ -983,13 +1066,21 @@ int main(int argc, char **argv)
 	}
 	r->topo.scenario = c->scenario[0] & ~0x20;
 	if (r->topo.scenario == 'F') {
-		fprintf(
-		    stderr,
-		    "chat-bench: scenario F (C on the fleet: real Kafka with "
-		    "acks=all and idempotence, PostgreSQL) needs the fleet of "
-		    "compose/ and is not available in this build; no result "
-		    "is produced.\n");
-		return 2;
+		/* F is C's load and checks; only the server differs. A
+		 * chatd ready file would make it C under another name. */
+		if (c->ready_file[0]) {
+			fprintf(stderr,
+			        "chat-bench: scenario F (C on the fleet: real "
+			        "Kafka with acks=all and idempotence, "
+			        "PostgreSQL) needs the fleet, not a chatd "
+			        "--ready-file: give --edge-url (every edge), "
+			        "--admin-url (a store's RPC), --secret-file "
+			        "and --server-pid, or run scripts/bench.sh "
+			        "F\n");
+			return 2;
+		}
+		r->fleet = 1;
+		r->topo.scenario = 'C';
 	}
 	if (scenario_defaults(r, err, sizeof err) != 0 ||
 	    (c->ready_file[0] && read_ready(r, err, sizeof err) != 0) ||
@@ -998,12 +1089,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chat-bench: %s\n", err);
 		return 2;
 	}
-	if (!c->edge_url[0] || !c->admin_url[0] || !c->data_dir[0]) {
-		fprintf(stderr, "chat-bench: give --ready-file, or --edge-url, "
-		                "--admin-url and --data-dir\n");
+	if (!c->edge_url[0] || !c->admin_url[0] ||
+	    (!c->data_dir[0] && !c->secret_file[0])) {
+		fprintf(stderr,
+		        "chat-bench: give --ready-file, or --edge-url, "
+		        "--admin-url and --data-dir (or --secret-file)\n");
 		return 2;
 	}
-	if (parse_edge_url(r, err, sizeof err) != 0) {
+	if (parse_edge_urls(r, err, sizeof err) != 0 ||
+	    parse_pid_lists(r, err, sizeof err) != 0) {
 		fprintf(stderr, "chat-bench: %s\n", err);
 		return 2;
 	}
@@ -1023,7 +1117,6 @@ int main(int argc, char **argv)
 		        BENCH_PREFIX_MAX);
 		return 2;
 	}
-	r->pid = c->server_pid;
 	r->hz = bench_proc_hz();
 	nofile = bench_raise_nofile();
 	if (!c->per_worker)
@@ -1047,7 +1140,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	memset(&r->res, 0, sizeof r->res);
-	r->res.scenario = (char)r->topo.scenario;
+	r->res.scenario = r->fleet ? 'F' : (char)r->topo.scenario;
+	r->res.edges = (uint32_t)r->nedges;
+	r->res.server_pids = (uint32_t)r->npids;
+	r->res.backend_pids = (uint32_t)r->nbpids;
 	r->res.conns = r->topo.n;
 	r->res.churn_conns = r->topo.nchurn;
 	r->res.channels = r->topo.nchan;
@@ -1088,7 +1184,7 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 		        "chat-bench: scenario %c: creating %u users and "
 		        "%u channels (prefix %s)\n",
-		        r->topo.scenario, r->topo.n + r->topo.nchurn,
+		        r->res.scenario, r->topo.n + r->topo.nchurn,
 		        r->topo.nchan, c->prefix);
 	memset(&setup, 0, sizeof setup);
 	setup.rpc = rpc;

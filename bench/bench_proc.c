@@ -1,5 +1,7 @@
-/* Figures from /proc: a process's CPU ticks and memory, the kernel's TCP
- * socket memory and slab; and the clocks the bench runs on. */
+/* Figures from /proc: the CPU ticks and memory of a list of processes
+ * with their descendants, the kernel's TCP socket memory and slab; and
+ * the clocks the bench runs on. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,31 +59,7 @@ long bench_proc_hz(void)
 	return hz > 0 ? hz : 100;
 }
 
-/* utime and stime: fields 14 and 15, counted after the ')' that ends the
- * command name (which may hold spaces). */
-static int read_stat(int pid, uint64_t *ticks)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	           &ut, &st) != 2)
-		return -1;
-	*ticks = (uint64_t)ut + st;
-	return 0;
-}
-
+/* VmRSS, VmHWM and Threads of pid, added into p. */
 static int read_status(int pid, bench_proc *p)
 {
 	char path[64], line[256];
@@ -94,14 +72,150 @@ static int read_status(int pid, bench_proc *p)
 	while (fgets(line, sizeof line, f)) {
 		unsigned long long v;
 		if (sscanf(line, "VmRSS: %llu", &v) == 1)
-			p->rss_kib = v;
+			p->rss_kib += v;
 		else if (sscanf(line, "VmHWM: %llu", &v) == 1)
-			p->hwm_kib = v;
+			p->hwm_kib += v;
 		else if (sscanf(line, "Threads: %llu", &v) == 1)
-			p->threads = v;
+			p->threads += v;
 	}
 	fclose(f);
 	return 0;
+}
+
+/* One process of /proc: its parent and the CPU it has used. */
+struct pent {
+	int pid, ppid;
+	uint64_t ticks;
+};
+
+/* ppid, and utime + stime + cutime + cstime: fields 4 and 14-17,
+ * counted after the ')' that ends the command name (which may hold
+ * spaces). The reaped children's time keeps a tree's sum from dropping
+ * when one of its processes exits. */
+static int read_stat(int pid, int *ppid, uint64_t *ticks)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	long cut = 0, cst = 0;
+	int pp = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2,
+	                 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu "
+	                 "%ld %ld",
+	                 &pp, &ut, &st, &cut, &cst) != 5)
+		return -1;
+	*ppid = pp;
+	*ticks = (uint64_t)ut + st + (uint64_t)(cut > 0 ? cut : 0) +
+	         (uint64_t)(cst > 0 ? cst : 0);
+	return 0;
+}
+
+/* Every process in /proc; *n entries, malloc'ed (NULL on failure). */
+static struct pent *scan_proc(size_t *n)
+{
+	struct pent *e = NULL;
+	size_t cap = 0;
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+
+	*n = 0;
+	if (!dir)
+		return NULL;
+	while ((d = readdir(dir)) != NULL) {
+		char *end;
+		long pid = strtol(d->d_name, &end, 10);
+		struct pent pe;
+		if (*end || pid <= 0)
+			continue;
+		pe.pid = (int)pid;
+		/* It may have exited since readdir saw it. */
+		if (read_stat(pe.pid, &pe.ppid, &pe.ticks) != 0)
+			continue;
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 512;
+			struct pent *ne = realloc(e, nc * sizeof *ne);
+			if (!ne) {
+				free(e);
+				closedir(dir);
+				*n = 0;
+				return NULL;
+			}
+			e = ne;
+			cap = nc;
+		}
+		e[(*n)++] = pe;
+	}
+	closedir(dir);
+	return e;
+}
+
+/* Mark in m the entries that are one of pids or below one of them.
+ * Returns 0, or -1 when a listed pid is not running. */
+static int mark_tree(const struct pent *e, size_t n, const int *pids,
+                     int npids, unsigned char *m)
+{
+	int changed;
+
+	memset(m, 0, n);
+	for (int k = 0; k < npids; k++) {
+		size_t i = 0;
+		while (i < n && e[i].pid != pids[k])
+			i++;
+		if (i == n)
+			return -1;
+		m[i] = 1;
+	}
+	/* One pass per level: the trees here are one or two deep. */
+	do {
+		changed = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (m[i])
+				continue;
+			for (size_t j = 0; j < n; j++)
+				if (m[j] && e[j].pid == e[i].ppid) {
+					m[i] = 1;
+					changed = 1;
+					break;
+				}
+		}
+	} while (changed);
+	return 0;
+}
+
+/* The CPU sum of the pid trees into *ticks, and each of their
+ * processes' memory added into p when p is given. Returns 0 or -1. */
+static int tree_sum(const int *pids, int npids, uint64_t *ticks, bench_proc *p)
+{
+	size_t n;
+	struct pent *e = scan_proc(&n);
+	unsigned char *m = e ? malloc(n + 1) : NULL;
+	int rc = -1;
+
+	*ticks = 0;
+	if (!m || mark_tree(e, n, pids, npids, m) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!m[i])
+			continue;
+		*ticks += e[i].ticks;
+		if (p)
+			read_status(e[i].pid, p);
+	}
+	rc = 0;
+out:
+	free(m);
+	free(e);
+	return rc;
 }
 
 static void read_sockstat(bench_proc *p)
@@ -159,16 +273,43 @@ static void read_sysstat(bench_proc *p)
 	fclose(f);
 }
 
-int bench_proc_sample(int pid, bench_proc *p)
+int bench_proc_sample(const int *pids, int npids, bench_proc *p)
 {
 	memset(p, 0, sizeof *p);
 	p->t_ns = bench_now_ns();
 	read_sockstat(p);
 	read_meminfo(p);
 	read_sysstat(p);
-	if (pid <= 0)
+	if (npids <= 0)
 		return 0;
-	if (read_stat(pid, &p->cpu_ticks) != 0 || read_status(pid, p) != 0)
+	if (tree_sum(pids, npids, &p->cpu_ticks, p) != 0) {
+		p->cpu_ticks = p->rss_kib = p->hwm_kib = p->threads = 0;
 		return -1;
+	}
 	return 0;
+}
+
+int bench_proc_tree_ticks(const int *pids, int npids, uint64_t *ticks)
+{
+	return tree_sum(pids, npids, ticks, NULL);
+}
+
+int bench_parse_pids(const char *s, int *out, int max)
+{
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		long v;
+		errno = 0;
+		v = strtol(s, &end, 10);
+		if (end == s || errno || v <= 0 || v > (1L << 30) ||
+		    n == max || (*end && *end != ','))
+			return -1;
+		out[n++] = (int)v;
+		s = end;
+		if (*s == ',' && !*++s)
+			return -1; /* a trailing comma */
+	}
+	return n;
 }

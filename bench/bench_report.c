@@ -22,15 +22,19 @@ static const bench_step *headline(const bench_result *r)
 
 void bench_report_step(FILE *f, const bench_result *r, const bench_step *s)
 {
+	char backend[48] = "";
+
+	if (r->backend_pids)
+		snprintf(backend, sizeof backend, "backends %5.2f us/msg  ",
+		         s->backend_cpu_us);
 	fprintf(f,
 	        "  rate %9.0f/s  sent %9.0f/s  delivered %10.0f/s  loss %llu  "
 	        "err %llu  p50 %7.2f  p99 %8.2f  p99.9 %8.2f  max %8.2f ms  "
-	        "srv %5.2f us/msg  bench %5.2f us/msg  %s\n",
+	        "srv %5.2f us/msg  %sbench %5.2f us/msg  %s\n",
 	        s->rate, s->sent_per_s, s->delivered_per_s,
 	        (unsigned long long)s->loss, (unsigned long long)s->errors,
-	        s->p50, s->p99, s->p999, s->max, s->server_cpu_us,
+	        s->p50, s->p99, s->p999, s->max, s->server_cpu_us, backend,
 	        s->bench_cpu_us, s->ok ? "held" : "FAILED");
-	(void)r;
 }
 
 void bench_report_table(FILE *f, const bench_result *r)
@@ -41,6 +45,11 @@ void bench_report_table(FILE *f, const bench_result *r)
 	fprintf(f, "%-34s %u (+%u churning) in %u worker process(es)\n",
 	        "connections", r->conns, r->churn_conns, r->workers);
 	fprintf(f, "%-34s %u\n", "channels", r->channels);
+	if (r->edges > 1 || r->server_pids > 1 || r->backend_pids)
+		fprintf(f,
+		        "%-34s %u edge(s); server figures summed over %u "
+		        "process(es), backing servers over %u\n",
+		        "fleet", r->edges, r->server_pids, r->backend_pids);
 	fprintf(f, "%-34s %.1f s\n", "setup (users, channels)", r->setup_s);
 	fprintf(f,
 	        "%-34s %u ready, %u failed, %u retries in %.2f s "
@@ -125,6 +134,10 @@ void bench_report_table(FILE *f, const bench_result *r)
 		        h->st_p99[2]);
 		fprintf(f, "  %-32s %.2f us/msg (%.0f %% of a core)\n",
 		        "server CPU", h->server_cpu_us, h->server_cpu_pct);
+		if (r->backend_pids)
+			fprintf(f, "  %-32s %.2f us/msg (%.0f %% of a core)\n",
+			        "backing servers' CPU", h->backend_cpu_us,
+			        h->backend_cpu_pct);
 		fprintf(f, "  %-32s %.2f us/msg (%.0f %% of a core)\n",
 		        "bench CPU", h->bench_cpu_us, h->bench_cpu_pct);
 		fprintf(f, "  %-32s %.0f %% of a core (should be near 0)\n",
@@ -156,8 +169,10 @@ void bench_report_table(FILE *f, const bench_result *r)
 	fprintf(f, "\n%s\n", r->ok ? "OK" : "NOT OK");
 }
 
-static void json_step(FILE *f, const bench_step *s, char scenario)
+static void json_step(FILE *f, const bench_step *s, const bench_result *r)
 {
+	char scenario = r->scenario;
+
 	fprintf(
 	    f,
 	    "\"rate\":%.1f,\"sent_per_s\":%.1f,\"delivered_per_s\":%.1f,"
@@ -191,6 +206,16 @@ static void json_step(FILE *f, const bench_step *s, char scenario)
 		fprintf(f, ",\"not_ready\":%llu,\"first_close\":%s",
 		        (unsigned long long)s->not_ready, q);
 	}
+	/* null, not 0, when the backing servers were not measured */
+	if (r->backend_pids)
+		fprintf(f,
+		        ",\"backend_cpu_us_per_msg\":%.3f,"
+		        "\"backend_cpu_pct\":%.1f",
+		        fin(s->backend_cpu_us), fin(s->backend_cpu_pct));
+	else
+		fputs(",\"backend_cpu_us_per_msg\":null,"
+		      "\"backend_cpu_pct\":null",
+		      f);
 	fprintf(f,
 	        ",\"stages_ms\":{\"to_edge\":{\"p50\":%.3f,\"p99\":%.3f,"
 	        "\"mean\":%.3f},\"to_store\":{\"p50\":%.3f,\"p99\":%.3f,"
@@ -235,7 +260,8 @@ void bench_report_json(FILE *f, const bench_result *r)
 	    "\"settle_timeout\":%s,\"server_rss_base_kib\":%llu,"
 	    "\"server_rss_connected_kib\":%llu,\"server_rss_peak_kib\":%llu,"
 	    "\"rss_kib_per_conn\":%.3f,\"tcp_kib_per_conn\":%.3f,"
-	    "\"slab_kib_per_conn\":%.3f",
+	    "\"slab_kib_per_conn\":%.3f,\"edges\":%u,\"server_pids\":%u,"
+	    "\"backend_pids\":%u",
 	    r->scenario, r->ok ? "true" : "false", err, r->conns,
 	    r->churn_conns, r->channels, r->workers, r->body_size,
 	    r->duration_s, r->warmup_s, fin(r->setup_s), r->connected,
@@ -245,13 +271,14 @@ void bench_report_json(FILE *f, const bench_result *r)
 	    (unsigned long long)r->rss_base_kib,
 	    (unsigned long long)r->rss_conn_kib, (unsigned long long)r->hwm_kib,
 	    fin(r->rss_kib_per_conn), fin(r->tcp_kib_per_conn),
-	    fin(r->slab_kib_per_conn));
+	    fin(r->slab_kib_per_conn), r->edges, r->server_pids,
+	    r->backend_pids);
 	if (r->scenario == 'A')
 		fprintf(f, ",\"connections_held\":%llu,\"loss\":0",
 		        (unsigned long long)r->held_end);
 	if (h) {
 		fputc(',', f);
-		json_step(f, h, r->scenario);
+		json_step(f, h, r);
 		fprintf(f, ",\"ramp\":%s,\"p99_limit_ms\":%.1f",
 		        r->ramp ? "true" : "false", fin(r->p99_limit_ms));
 		fprintf(f, ",\"noise_retries\":%d", r->noise_retries);
@@ -269,7 +296,7 @@ void bench_report_json(FILE *f, const bench_result *r)
 		fprintf(f, ",\"steps\":[");
 		for (int i = 0; i < r->nsteps; i++) {
 			fputs(i ? ",{" : "{", f);
-			json_step(f, &r->steps[i], r->scenario);
+			json_step(f, &r->steps[i], r);
 			fputc('}', f);
 		}
 		fputc(']', f);

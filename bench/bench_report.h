@@ -23,6 +23,8 @@ typedef struct bench_step {
 	double st_p50[3], st_p99[3], st_mean[3];
 	double server_cpu_us, bench_cpu_us; /* per delivered message */
 	double server_cpu_pct, bench_cpu_pct;
+	/* --backend-pid (F: Kafka, PostgreSQL, Redis, ZooKeeper) */
+	double backend_cpu_us, backend_cpu_pct;
 	double other_cpu_pct; /* everything else on the machine */
 	double rss_kib_per_conn;
 	uint64_t rss_kib;
@@ -43,6 +45,9 @@ typedef struct bench_step {
 typedef struct bench_result {
 	char scenario;
 	uint32_t conns, churn_conns, channels, workers;
+	uint32_t edges;        /* --edge-url entries */
+	uint32_t server_pids;  /* --server-pid entries: CPU and RSS sum */
+	uint32_t backend_pids; /* --backend-pid entries (0: not measured) */
 	uint32_t body_size;
 	int duration_s, warmup_s;
 	double setup_s;

@@ -1,6 +1,7 @@
 /* A worker process: many WebSocket sessions in one epoll loop, on one
  * thread. Non-blocking connects (each from its own 127.x.y.z source
- * address, so ephemeral ports never run out), the HTTP upgrade, then
+ * address, so ephemeral ports never run out; with several edges, session
+ * i goes to edge i % nedges), the HTTP upgrade, then
  * frames through the client library's codec (chatc_ws.h) and the
  * hand-coded protobuf of bench_pb.h. Sends follow an open-loop schedule
  * (message j is due at t0 + j / rate, whatever happened before) and carry
@@ -51,6 +52,7 @@ struct conn {
 	uint8_t pollout; /* EPOLLOUT registered */
 	uint8_t counted; /* counted as ready or failed (connect phase) */
 	uint8_t frag_bin;
+	uint8_t edge; /* index into plan.edge */
 	uint32_t ch[2];
 	uint64_t last_seq[2];
 	uint64_t nrecv[2];
@@ -354,6 +356,7 @@ static void conn_fail(struct worker *w, struct conn *c, const char *why)
 
 static void conn_start(struct worker *w, struct conn *c)
 {
+	const bench_edge *to = &w->plan.edge[c->edge];
 	struct sockaddr_in src, dst;
 	struct epoll_event ev;
 	uint32_t a = w->src_seq++;
@@ -376,7 +379,8 @@ static void conn_start(struct worker *w, struct conn *c)
 		w->cres.t_first = c->t_start;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-	/* 127.S.Y.Z: S = 16 + worker, then a new address per attempt. */
+	/* 127.S.Y.Z: S = 16 + worker, then a new address per attempt (to
+	 * any edge: a source address may serve several destinations). */
 	memset(&src, 0, sizeof src);
 	src.sin_family = AF_INET;
 	src.sin_addr.s_addr =
@@ -384,8 +388,8 @@ static void conn_start(struct worker *w, struct conn *c)
 	          ((a / 254u) % 256u) << 8 | (a % 254u + 1u));
 	memset(&dst, 0, sizeof dst);
 	dst.sin_family = AF_INET;
-	dst.sin_port = htons((uint16_t)w->plan.port);
-	if (inet_pton(AF_INET, w->plan.host, &dst.sin_addr) != 1)
+	dst.sin_port = htons((uint16_t)to->port);
+	if (inet_pton(AF_INET, to->host, &dst.sin_addr) != 1)
 		dst.sin_addr.s_addr = htonl(0x7f000001);
 	/* Spread source addresses only towards a loopback edge. */
 	if ((ntohl(dst.sin_addr.s_addr) >> 24) == 127 &&
@@ -441,7 +445,8 @@ static void send_upgrade(struct worker *w, struct conn *c)
 	             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 	             "Sec-WebSocket-Version: 13\r\nUser-Agent: chat-bench\r\n"
 	             "Authorization: Bearer %s\r\n\r\n",
-	             w->plan.host, w->plan.port, key, tok);
+	             w->plan.edge[c->edge].host, w->plan.edge[c->edge].port,
+	             key, tok);
 	free(tok);
 	c->state = CS_HANDSHAKE;
 	if (n <= 0 || (size_t)n >= sizeof req ||
@@ -1034,7 +1039,8 @@ static int load_plan(struct worker *w, const uint8_t *p, size_t len)
 	       8 * ((size_t)w->plan.count + w->plan.churn_count + nchan);
 	if (len != need || w->plan.body_size < 24 ||
 	    w->plan.body_size > BENCH_PB_MAX_BODY ||
-	    w->plan.secret_len > BENCH_SECRET_MAX)
+	    w->plan.secret_len > BENCH_SECRET_MAX || w->plan.nedges < 1 ||
+	    w->plan.nedges > BENCH_EDGES_MAX)
 		return -1;
 	w->nconn = w->plan.count + w->plan.churn_count;
 	w->uid = malloc(8 * (w->plan.count + 1));
@@ -1069,6 +1075,7 @@ static int load_plan(struct worker *w, const uint8_t *p, size_t len)
 			c->nch = (uint8_t)bench_topo_churn_chans(&w->plan.topo,
 			                                         c->idx, c->ch);
 		}
+		c->edge = (uint8_t)(c->idx % w->plan.nedges);
 	}
 	return 0;
 }

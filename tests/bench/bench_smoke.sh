@@ -60,12 +60,25 @@ run E --scenario E --conns 100 --rate 200 --churn-conns 10 --churn-rate 20
 run B-ramp --scenario B --conns 20 --rate 20 --ramp --ramp-factor 2 \
 	--ramp-max 40 --duration 2
 
-# F is a placeholder: it must say so and produce no result.
+# The fleet's way in, on chatd: a list of edge URLs (here the same edge
+# twice), the secret by file, the pid list.
+edge=$(sed -n 's/^edge_url=//p' "$dir/ready")
+cpid=$(sed -n 's/^pid=//p' "$dir/ready")
+run C-list --scenario C --conns 100 --rate 100 --edge-url "$edge,$edge" \
+	--secret-file "$dir/data/jwt.secret" --server-pid "$cpid,$cpid" \
+	--backend-pid "$cpid"
+if ! tail -1 "$dir/C-list.out" | grep -q '"edges":2,"server_pids":2,"backend_pids":1'; then
+	echo "FAIL C-list: the JSON line does not count 2 edges and the pids" >&2
+	fail=1
+fi
+
+# F is C on the fleet (tests/bench/bench_fleet_smoke.sh): on a chatd ready
+# file it must refuse, and produce no result.
 if "$bench" --scenario F --ready-file "$dir/ready" >"$dir/F.out" 2>&1; then
-	echo "FAIL F: the fleet scenario claims a result" >&2
+	echo "FAIL F: the fleet scenario ran on chatd" >&2
 	fail=1
 elif ! grep -q "needs the fleet" "$dir/F.out"; then
-	echo "FAIL F: no placeholder message" >&2
+	echo "FAIL F: no clear refusal" >&2
 	cat "$dir/F.out" >&2
 	fail=1
 fi

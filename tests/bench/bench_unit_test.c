@@ -1,12 +1,15 @@
 /* Unit tests of the load generator's pure parts: the histogram's
  * precision and percentiles, the hand-coded protobuf against protobuf-c,
- * and the scenario topologies. */
+ * the scenario topologies; and the pid lists and process-tree CPU sums
+ * of /proc (scenario F sums the fleet's processes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -244,6 +247,86 @@ static void topo_groups_of_ten(void **state)
 	assert_int_equal(bench_topo_members(&t, 0), 10000);
 }
 
+/* ---- /proc ---- */
+
+static void pid_lists(void **state)
+{
+	int p[4];
+	(void)state;
+
+	assert_int_equal(bench_parse_pids("", p, 4), 0);
+	assert_int_equal(bench_parse_pids("12", p, 4), 1);
+	assert_int_equal(p[0], 12);
+	assert_int_equal(bench_parse_pids("12,34,5", p, 4), 3);
+	assert_int_equal(p[1], 34);
+	assert_int_equal(p[2], 5);
+	assert_int_equal(bench_parse_pids("1,2,3,4,5", p, 4), -1);
+	assert_int_equal(bench_parse_pids("1,,2", p, 4), -1);
+	assert_int_equal(bench_parse_pids("1,", p, 4), -1);
+	assert_int_equal(bench_parse_pids(",1", p, 4), -1);
+	assert_int_equal(bench_parse_pids("0", p, 4), -1);
+	assert_int_equal(bench_parse_pids("-3", p, 4), -1);
+	assert_int_equal(bench_parse_pids("7x", p, 4), -1);
+}
+
+/* Burn about ms of CPU. */
+static void spin_cpu(int ms)
+{
+	int64_t end = bench_now_ns() + (int64_t)ms * 1000000;
+	volatile uint64_t x = 0;
+	while (bench_now_ns() < end)
+		x++;
+}
+
+/* A process's tree counts its children's CPU, alive and, once reaped,
+ * through the parent's cutime: the sum never drops when a child exits
+ * (PostgreSQL's backends are the postmaster's children). */
+static void proc_tree_counts_children(void **state)
+{
+	int self = (int)getpid(), gone = 0x3fffffff, fds[2];
+	uint64_t t0, t1, t2;
+	bench_proc p;
+	pid_t kid;
+	char c;
+	(void)state;
+
+	assert_int_equal(bench_proc_tree_ticks(&self, 1, &t0), 0);
+	assert_int_equal(pipe(fds), 0);
+	kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		close(fds[1]);
+		spin_cpu(300);
+		/* stay alive until the parent has looked */
+		if (read(fds[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[0]);
+	/* wait until the child has used its CPU (wall time may be longer
+	 * on a busy machine) */
+	for (int i = 0; i < 200; i++) {
+		int k = (int)kid;
+		uint64_t kt = 0;
+		if (bench_proc_tree_ticks(&k, 1, &kt) == 0 &&
+		    kt >= (uint64_t)bench_proc_hz() / 5)
+			break;
+		bench_sleep_until(bench_now_ns() + 50 * 1000000LL);
+	}
+	assert_int_equal(bench_proc_tree_ticks(&self, 1, &t1), 0);
+	assert_true(t1 >= t0 + (uint64_t)bench_proc_hz() / 5);
+	close(fds[1]);
+	assert_int_equal(waitpid(kid, NULL, 0), kid);
+	assert_int_equal(bench_proc_tree_ticks(&self, 1, &t2), 0);
+	assert_true(t2 >= t1);
+	/* memory of the listed processes, and a pid that does not run */
+	assert_int_equal(bench_proc_sample(&self, 1, &p), 0);
+	assert_true(p.rss_kib > 0 && p.threads >= 1);
+	assert_int_equal(bench_proc_sample(&gone, 1, &p), -1);
+	assert_int_equal(p.cpu_ticks, 0);
+	assert_int_equal(bench_proc_tree_ticks(&gone, 1, &t2), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +336,8 @@ int main(void)
 	    cmocka_unit_test(pb_parse_server_frames),
 	    cmocka_unit_test(pb_parse_rejects_garbage),
 	    cmocka_unit_test(topo_groups_of_ten),
+	    cmocka_unit_test(pid_lists),
+	    cmocka_unit_test(proc_tree_counts_children),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
