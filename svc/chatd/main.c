@@ -28,7 +28,8 @@
 struct cfg {
 	const char *data_dir, *host, *secret_file, *ready_file, *log_level;
 	const char *admin_url;
-	int port, api_port, partitions, token_ttl, send_rate, send_burst;
+	int port, api_port, partitions, token_ttl, send_rate, send_burst,
+	    ping_secs;
 	int queue_frames, queue_bytes, ready_timeout;
 };
 
@@ -92,6 +93,8 @@ int main(int argc, char **argv)
 		 1000000, "messages per second one session may send"},
 		{"send-burst", "CHAT_SEND_BURST", CHAT_OPT_INT, &c.send_burst, "200",
 		 1, 1000000, "burst allowance above --send-rate"},
+		{"ping-secs", "CHAT_PING_SECS", CHAT_OPT_INT, &c.ping_secs, "30", 1,
+		 3600, "ping a session silent this long; close it after 2x + 10 s"},
 		{"queue-frames", "CHAT_QUEUE_FRAMES", CHAT_OPT_INT, &c.queue_frames,
 		 "4096", 16, 1 << 20, "per-session outbound queue cap (frames)"},
 		{"queue-bytes", "CHAT_QUEUE_BYTES", CHAT_OPT_INT, &c.queue_bytes,
@@ -241,6 +244,7 @@ int main(int argc, char **argv)
 		ec.max_queue_bytes = c.queue_bytes;
 		ec.send_rate = c.send_rate;
 		ec.send_burst = c.send_burst;
+		ec.ping_secs = c.ping_secs;
 		if (edge_start(&ec, &ed, err, sizeof err) != 0)
 			goto fail;
 	}

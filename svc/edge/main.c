@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 	const char *edge_id, *host, *public_url, *rpc_url, *store_url,
 	    *presence_url, *dispatcher_url, *kafka, *secret_file, *level, *zk,
 	    *redis;
-	int port, workers, max_frames, max_bytes, rate, burst, zk_timeout,
+	int port, workers, max_frames, max_bytes, rate, burst, ping, zk_timeout,
 	    route_ttl, redis_timeout, ack_after_store, route_cache_ms;
 	const chat_opt opts[] = {
 	    {"instance", "CHAT_INSTANCE", CHAT_OPT_STR, &edge_id, "edge-1", 0,
@@ -131,6 +131,8 @@ int main(int argc, char **argv)
 	     1000000, "messages per second per session"},
 	    {"send-burst", "CHAT_EDGE_SEND_BURST", CHAT_OPT_INT, &burst, "200",
 	     1, 1000000, "burst of messages per session"},
+	    {"ping-secs", "CHAT_EDGE_PING_SECS", CHAT_OPT_INT, &ping, "30", 1,
+	     3600, "ping a session silent this long; close it after 2x + 10 s"},
 	    {"ack-after-store", "CHAT_EDGE_ACK_AFTER_STORE", CHAT_OPT_BOOL,
 	     &ack_after_store, "0", 0, 1,
 	     "acknowledge a send once stored, not once in the log (for a log "
@@ -244,6 +246,7 @@ int main(int argc, char **argv)
 	cfg.max_queue_bytes = max_bytes;
 	cfg.send_rate = rate;
 	cfg.send_burst = burst;
+	cfg.ping_secs = ping;
 	cfg.ack_after_store = ack_after_store;
 	cfg.zk_hosts = fleet ? zk : NULL;
 	cfg.zk_timeout_ms = zk_timeout;
