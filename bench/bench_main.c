@@ -182,7 +182,7 @@ static int send_all(struct run *r, uint32_t type, const void *p, size_t n)
 
 static int read_ready(struct run *r, char *err, size_t errlen)
 {
-	static char edge[256], admin[256], ddir[1024], pid[32];
+	static char edge[1024], admin[256], ddir[1024], pid[32];
 	char *text = NULL, *line, *save = NULL;
 	size_t n;
 
@@ -195,6 +195,11 @@ static int read_ready(struct run *r, char *err, size_t errlen)
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (!strncmp(line, "edge_url=", 9) && !r->c.edge_url[0]) {
 			chat_strlcpy(edge, line + 9, sizeof edge);
+			r->c.edge_url = edge;
+		} else if (!strncmp(line, "edge_urls=", 10) &&
+		           (!r->c.edge_url[0] || r->c.edge_url == edge)) {
+			/* chatd --edges N: all of them */
+			chat_strlcpy(edge, line + 10, sizeof edge);
 			r->c.edge_url = edge;
 		} else if (!strncmp(line, "admin_url=", 10) &&
 		           !r->c.admin_url[0]) {

@@ -24,13 +24,14 @@
 #include "store.h"
 
 #define SVC "chatd"
+#define MAX_EDGES 8 /* --edges */
 
 struct cfg {
 	const char *data_dir, *host, *secret_file, *ready_file, *log_level;
 	const char *admin_url;
 	int port, api_port, partitions, token_ttl, send_rate, send_burst,
 	    ping_secs;
-	int queue_frames, queue_bytes, ready_timeout;
+	int queue_frames, queue_bytes, ready_timeout, edges;
 };
 
 static const char summary[] =
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
 		 1, 1000000, "burst allowance above --send-rate"},
 		{"ping-secs", "CHAT_PING_SECS", CHAT_OPT_INT, &c.ping_secs, "30", 1,
 		 3600, "ping a session silent this long; close it after 2x + 10 s"},
+		{"edges", "CHAT_EDGES", CHAT_OPT_INT, &c.edges, "1", 1, MAX_EDGES,
+		 "edges (service threads), on --port, --port + 1, ..."},
 		{"queue-frames", "CHAT_QUEUE_FRAMES", CHAT_OPT_INT, &c.queue_frames,
 		 "4096", 16, 1 << 20, "per-session outbound queue cap (frames)"},
 		{"queue-bytes", "CHAT_QUEUE_BYTES", CHAT_OPT_INT, &c.queue_bytes,
@@ -115,7 +118,9 @@ int main(int argc, char **argv)
 	store *st = NULL;
 	disp *dp = NULL;
 	pres *pr = NULL;
-	edge *ed = NULL;
+	edge *ed[MAX_EDGES] = {NULL};
+	char edge_ids[MAX_EDGES][16], edge_rpcs[MAX_EDGES][32];
+	api_edge api_edges[MAX_EDGES];
 	api *ap = NULL;
 	char *secret = NULL;
 	size_t secret_len = 0;
@@ -225,12 +230,20 @@ int main(int argc, char **argv)
 		if (pres_start(&pc, &pr, err, sizeof err) != 0)
 			goto fail;
 	}
-	{
+	/* --edges N: N edges, each its own service thread on its own port
+	 * (--port, --port + 1, ...; any free ones with --port 0); the api
+	 * hands out the least loaded, so that writing to many sessions uses
+	 * more than one core. (Debian's lws 4.1.6 sets no SO_REUSEPORT, so
+	 * they cannot share one port.) */
+	for (int i = 0; i < c.edges; i++) {
 		edge_config ec = {0};
-		ec.edge_id = "edge-1";
+		snprintf(edge_ids[i], sizeof edge_ids[i], "edge-%d", i + 1);
+		snprintf(edge_rpcs[i], sizeof edge_rpcs[i],
+		         "inproc://chat-edge-%d", i + 1);
+		ec.edge_id = edge_ids[i];
 		ec.host = c.host;
-		ec.port = c.port;
-		ec.rpc_url = "inproc://chat-edge-1";
+		ec.port = c.port ? c.port + i : 0;
+		ec.rpc_url = edge_rpcs[i];
 		ec.store_url = "inproc://chat-store";
 		ec.presence_url = "inproc://chat-presence";
 		ec.dispatcher_url = "inproc://chat-dispatcher";
@@ -245,11 +258,12 @@ int main(int argc, char **argv)
 		ec.send_rate = c.send_rate;
 		ec.send_burst = c.send_burst;
 		ec.ping_secs = c.ping_secs;
-		if (edge_start(&ec, &ed, err, sizeof err) != 0)
+		if (edge_start(&ec, &ed[i], err, sizeof err) != 0)
 			goto fail;
+		api_edges[i].id = edge_ids[i];
+		api_edges[i].url = edge_public_url(ed[i]);
 	}
 	{
-		api_edge e = {"edge-1", edge_public_url(ed)};
 		api_config ac = {0};
 		ac.host = c.host;
 		ac.port = c.api_port;
@@ -257,8 +271,8 @@ int main(int argc, char **argv)
 		ac.jwt_key = (const unsigned char *)secret;
 		ac.jwt_key_len = secret_len;
 		ac.token_ttl_s = c.token_ttl;
-		ac.edges = &e;
-		ac.n_edges = 1;
+		ac.edges = api_edges;
+		ac.n_edges = c.edges;
 		if (api_start(&ac, &ap, err, sizeof err) != 0)
 			goto fail;
 	}
@@ -282,15 +296,26 @@ int main(int argc, char **argv)
 	snprintf(ready, sizeof ready,
 	         "api_url=http://%s:%d\nedge_url=%s\npid=%d\ndata_dir=%s\n"
 	         "admin_url=%s\n",
-	         c.host, api_port(ap), edge_public_url(ed), (int)getpid(), ddir,
+	         c.host, api_port(ap), edge_public_url(ed[0]), (int)getpid(), ddir,
 	         admin);
+	{ /* every edge, for tools that spread sessions themselves */
+		size_t off = strlen(ready);
+		off += (size_t)snprintf(ready + off, sizeof ready - off,
+		                        "edge_urls=");
+		for (int i = 0; i < c.edges && off < sizeof ready; i++)
+			off += (size_t)snprintf(ready + off, sizeof ready - off,
+			                        "%s%s", i ? "," : "",
+			                        edge_public_url(ed[i]));
+		if (off < sizeof ready)
+			snprintf(ready + off, sizeof ready - off, "\n");
+	}
 	if (c.ready_file[0] && write_file_atomic(c.ready_file, ready) != 0) {
 		snprintf(err, sizeof err, "cannot write --ready-file %s: %s",
 		         c.ready_file, strerror(errno));
 		goto fail;
 	}
 	chat_info(SVC, "ready", "api=http://%s:%d edge=%s data_dir=%s", c.host,
-	          api_port(ap), edge_public_url(ed), ddir);
+	          api_port(ap), edge_public_url(ed[0]), ddir);
 
 	for (;;) {
 		int sig = 0;
@@ -308,7 +333,8 @@ stop:
 	 * acknowledged send into the log, the store drains the log, and the
 	 * fan-out side goes last. */
 	api_stop(ap);
-	edge_stop(ed);
+	for (int i = 0; i < MAX_EDGES; i++)
+		edge_stop(ed[i]);
 	if (st)
 		store_drain(st, 10000);
 	pres_stop(pr);
