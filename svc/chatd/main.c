@@ -1,6 +1,7 @@
 /* chatd: every service in one process on the embedded backends — the
- * librdkafka mock cluster as the log, SQLite as the store, in-memory
- * routing and presence, nng inproc:// between the services. */
+ * in-process log (or librdkafka's mock cluster, --message-log mock),
+ * SQLite as the store, in-memory routing and presence, nng inproc://
+ * between the services. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -28,7 +29,7 @@
 
 struct cfg {
 	const char *data_dir, *host, *secret_file, *ready_file, *log_level;
-	const char *admin_url;
+	const char *admin_url, *message_log;
 	int port, api_port, partitions, token_ttl, send_rate, send_burst,
 	    ping_secs;
 	int queue_frames, queue_bytes, ready_timeout, edges;
@@ -37,7 +38,7 @@ struct cfg {
 static const char summary[] =
     "Runs the whole chat backend in one process: api (HTTP+JSON), edge\n"
     "(WebSocket), store (SQLite), dispatcher and presence, with an in-process\n"
-    "Kafka mock cluster as the message log. Data lives in --data-dir.";
+    "message log. Data lives in --data-dir.";
 
 static int default_data_dir(char *out, size_t len)
 {
@@ -109,11 +110,19 @@ int main(int argc, char **argv)
 		{"admin-url", "CHAT_ADMIN_URL", CHAT_OPT_STR, &c.admin_url, NULL, 0,
 		 0, "also serve the chat.Store RPC here for admin tools and "
 		 "benchmarks (e.g. tcp://127.0.0.1:0); trusted callers only"},
+		{"message-log", "CHAT_MESSAGE_LOG", CHAT_OPT_STR, &c.message_log,
+		 "memory", 0, 0,
+		 "memory (the in-process log) or mock (librdkafka's mock Kafka "
+		 "cluster: the Kafka protocol over loopback, several times the "
+		 "CPU)"},
 		{"log-level", "CHAT_LOG_LEVEL", CHAT_OPT_STR, &c.log_level, "info", 0,
 		 0, "debug, info, warn, error or off"},
 		{NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
 	};
 	chat_kafka_mock *mock = NULL;
+	chat_memlog *mlog = NULL;
+	const char *log_url;
+	int fetch_wait = 0;
 	chat_routing *routing = NULL;
 	store *st = NULL;
 	disp *dp = NULL;
@@ -137,6 +146,12 @@ int main(int argc, char **argv)
 	if (chat_log_set_level(c.log_level) != 0) {
 		fprintf(stderr, "chatd: --log-level: unknown level '%s'\n",
 		        c.log_level);
+		return 2;
+	}
+	if (strcmp(c.message_log, "memory") && strcmp(c.message_log, "mock")) {
+		fprintf(stderr,
+		        "chatd: --message-log: memory or mock, not '%s'\n",
+		        c.message_log);
 		return 2;
 	}
 	chat_opts_log(opts, SVC);
@@ -187,37 +202,46 @@ int main(int argc, char **argv)
 		long nofile = chat_raise_nofile();
 		chat_info(SVC, "fd_limit", "nofile=%ld", nofile);
 	}
-	mock = chat_kafka_mock_new(1, c.partitions, err, sizeof err);
-	if (!mock)
-		goto fail;
+	if (!strcmp(c.message_log, "mock")) {
+		mock = chat_kafka_mock_new(1, c.partitions, err, sizeof err);
+		if (!mock)
+			goto fail;
+		log_url = chat_kafka_mock_bootstraps(mock);
+		/* the mock holds every empty fetch for its full wait */
+		fetch_wait = 1;
+	} else {
+		mlog = chat_memlog_new(c.partitions, err, sizeof err);
+		if (!mlog)
+			goto fail;
+		log_url = chat_memlog_bootstrap(mlog);
+	}
 	routing = chat_routing_mem_new();
 	if (!routing) {
 		snprintf(err, sizeof err, "out of memory");
 		goto fail;
 	}
-	/* A new mock cluster starts empty: offsets stored under another log
+	/* A new log starts empty: offsets stored under another log
 	 * id do not apply to it. */
 	chat_random_hex(log_id, sizeof log_id);
 	{
 		store_config sc = {0};
 		sc.db_path = db_path;
-		sc.kafka_bootstrap = chat_kafka_mock_bootstraps(mock);
+		sc.kafka_bootstrap = log_url;
 		sc.log_id = log_id;
 		sc.rpc_url = "inproc://chat-store";
 		sc.instance = "store-1";
 		sc.admin_url = c.admin_url;
-		/* the mock holds every empty fetch for its full wait */
-		sc.fetch_wait_ms = 1;
+		sc.fetch_wait_ms = fetch_wait;
 		if (store_start(&sc, &st, err, sizeof err) != 0)
 			goto fail;
 	}
 	{
 		disp_config dc = {0};
-		dc.kafka_bootstrap = chat_kafka_mock_bootstraps(mock);
+		dc.kafka_bootstrap = log_url;
 		dc.rpc_url = "inproc://chat-dispatcher";
 		dc.instance = "dispatcher-1";
 		dc.routing = routing;
-		dc.fetch_wait_ms = 1;
+		dc.fetch_wait_ms = fetch_wait;
 		if (disp_start(&dc, &dp, err, sizeof err) != 0)
 			goto fail;
 	}
@@ -247,11 +271,11 @@ int main(int argc, char **argv)
 		ec.store_url = "inproc://chat-store";
 		ec.presence_url = "inproc://chat-presence";
 		ec.dispatcher_url = "inproc://chat-dispatcher";
-		ec.kafka_bootstrap = chat_kafka_mock_bootstraps(mock);
+		ec.kafka_bootstrap = log_url;
 		ec.jwt_key = (const unsigned char *)secret;
 		ec.jwt_key_len = secret_len;
 		ec.routing = routing;
-		/* the mock cluster is memory: acknowledge what SQLite has */
+		/* the log is memory: acknowledge what SQLite has */
 		ec.ack_after_store = 1;
 		ec.max_queue_frames = c.queue_frames;
 		ec.max_queue_bytes = c.queue_bytes;
@@ -342,6 +366,7 @@ stop:
 	store_stop(st);
 	chat_routing_free(routing);
 	chat_kafka_mock_free(mock);
+	chat_memlog_free(mlog);
 	if (secret) {
 		memset(secret, 0, secret_len);
 		free(secret);

@@ -1,6 +1,7 @@
 #include "chat_kafka.h"
 
 #include <librdkafka/rdkafka_mock.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "chat_log.h"
+#include "kafka_int.h"
 
 /* librdkafka backs off up to 10 s between reconnects by default: after a
  * broker restart, sends and fan-out would stall that long after the
@@ -16,6 +18,7 @@
 #define RECONNECT_MAX_MS "1000"
 
 struct chat_producer {
+	struct mlog_prod *mem; /* the in-process log, or NULL */
 	rd_kafka_t *rk;
 	chat_dr_fn dr;
 	void *dr_arg;
@@ -125,10 +128,27 @@ chat_producer *chat_producer_new(const char *bootstrap, const char *client_id,
                                  int linger_ms, chat_dr_fn dr, void *dr_arg,
                                  char *err, size_t errlen)
 {
-	chat_producer *p = calloc(1, sizeof *p);
-	rd_kafka_conf_t *c = rd_kafka_conf_new();
+	chat_producer *p;
+	rd_kafka_conf_t *c;
+	chat_memlog *m = NULL;
 	char lg[16];
+	int mem = mlog_lookup(bootstrap, &m, err, errlen);
 
+	if (mem < 0)
+		return NULL;
+	if (mem > 0) {
+		if (!(p = calloc(1, sizeof *p))) {
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		if (!(p->mem = mlog_prod_new(m, dr, dr_arg, err, errlen))) {
+			free(p);
+			return NULL;
+		}
+		return p;
+	}
+	p = calloc(1, sizeof *p);
+	c = rd_kafka_conf_new();
 	if (!p || !c)
 		goto fail;
 	snprintf(lg, sizeof lg, "%d", linger_ms);
@@ -171,7 +191,12 @@ int chat_producer_send(chat_producer *p, const char *topic, const void *key,
                        size_t keylen, const void *val, size_t vallen,
                        void *opaque)
 {
-	rd_kafka_resp_err_t e = rd_kafka_producev(
+	rd_kafka_resp_err_t e;
+
+	if (p->mem)
+		return mlog_prod_send(p->mem, topic, key, keylen, val, vallen,
+		                      opaque);
+	e = rd_kafka_producev(
 	    p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
 	    RD_KAFKA_V_VALUE((void *)val, vallen),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
@@ -181,12 +206,16 @@ int chat_producer_send(chat_producer *p, const char *topic, const void *key,
 
 int chat_producer_flush(chat_producer *p, int timeout_ms)
 {
+	if (p->mem)
+		return mlog_prod_flush(p->mem, timeout_ms);
 	rd_kafka_flush(p->rk, timeout_ms);
 	return rd_kafka_outq_len(p->rk);
 }
 
 int chat_producer_outq(chat_producer *p)
 {
+	if (p->mem)
+		return mlog_prod_outq(p->mem);
 	return rd_kafka_outq_len(p->rk);
 }
 
@@ -194,6 +223,14 @@ void chat_producer_free(chat_producer *p)
 {
 	if (!p)
 		return;
+	if (p->mem) {
+		if (mlog_prod_flush(p->mem, 10000) > 0)
+			chat_warn("kafka", "flush_incomplete", "outq=%d",
+			          mlog_prod_outq(p->mem));
+		mlog_prod_free(p->mem);
+		free(p);
+		return;
+	}
 	if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		chat_warn("kafka", "flush_incomplete", "outq=%d",
 		          rd_kafka_outq_len(p->rk));
@@ -203,15 +240,26 @@ void chat_producer_free(chat_producer *p)
 	free(p);
 }
 
-rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
-                              const char *client_id, const char *topics,
-                              int own_offsets,
-                              void (*rebalance_cb)(rd_kafka_t *,
-                                                   rd_kafka_resp_err_t,
-                                                   rd_kafka_topic_partition_list_t *,
-                                                   void *),
-                              void *opaque, int fetch_wait_ms, char *err,
-                              size_t errlen)
+/* ---- consumers ---------------------------------------------------------- */
+
+static void kafka_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts,
+                            void *opaque)
+{
+	chat_consumer *c = opaque;
+	(void)rk;
+	if (c->assign)
+		c->assign(c, err, parts, c->opaque);
+	else
+		chat_consumer_assign(c, err, parts);
+}
+
+static rd_kafka_t *kafka_consumer_new(chat_consumer *cc, const char *bootstrap,
+                                      const char *group,
+                                      const char *client_id,
+                                      const char *topics, int own_offsets,
+                                      int fetch_wait_ms, char *err,
+                                      size_t errlen)
 {
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
 	char fw[16];
@@ -234,9 +282,8 @@ rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
 	    conf_set(c, "reconnect.backoff.max.ms", RECONNECT_MAX_MS, err,
 	             errlen))
 		goto fail;
-	if (rebalance_cb)
-		rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
-	rd_kafka_conf_set_opaque(c, opaque);
+	rd_kafka_conf_set_rebalance_cb(c, kafka_rebalance);
+	rd_kafka_conf_set_opaque(c, cc);
 	rd_kafka_conf_set_log_cb(c, log_cb);
 	rd_kafka_conf_set_error_cb(c, error_cb);
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, errlen);
@@ -258,6 +305,198 @@ rd_kafka_t *chat_consumer_new(const char *bootstrap, const char *group,
 fail:
 	rd_kafka_conf_destroy(c);
 	return NULL;
+}
+
+chat_consumer *chat_consumer_new(const char *bootstrap, const char *group,
+                                 const char *client_id, const char *topics,
+                                 int own_offsets, chat_assign_fn assign,
+                                 void *opaque, int fetch_wait_ms, char *err,
+                                 size_t errlen)
+{
+	chat_consumer *c = calloc(1, sizeof *c);
+	chat_memlog *m = NULL;
+	int mem;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->assign = assign;
+	c->opaque = opaque;
+	mem = mlog_lookup(bootstrap, &m, err, errlen);
+	if (mem > 0)
+		c->mem = mlog_cons_new(m, group, topics, err, errlen);
+	else if (mem == 0)
+		c->rk = kafka_consumer_new(c, bootstrap, group, client_id,
+		                           topics, own_offsets, fetch_wait_ms,
+		                           err, errlen);
+	if (!c->mem && !c->rk) {
+		free(c);
+		return NULL;
+	}
+	if (c->mem)
+		c->assigned = -1; /* the first poll assigns */
+	return c;
+}
+
+int chat_consumer_poll(chat_consumer *c, int timeout_ms, chat_rec *out)
+{
+	rd_kafka_message_t *m;
+
+	if (c->mem) {
+		if (c->assigned < 0) {
+			/* the first poll: the whole log is ours (the one
+			 * member of the group), as a rebalance says */
+			rd_kafka_topic_partition_list_t *all =
+			    mlog_cons_all(c->mem);
+			c->assigned = 0;
+			kafka_rebalance(NULL, RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS,
+			                all, c);
+			rd_kafka_topic_partition_list_destroy(all);
+		}
+		return mlog_cons_poll(c->mem, timeout_ms, out);
+	}
+	if (!(m = rd_kafka_consumer_poll(c->rk, timeout_ms)))
+		return 0;
+	memset(out, 0, sizeof *out);
+	out->err = m->err;
+	out->errstr = m->err ? rd_kafka_message_errstr(m) : NULL;
+	out->topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+	out->partition = m->partition;
+	out->offset = m->offset;
+	out->key = m->key;
+	out->key_len = m->key_len;
+	out->payload = m->payload;
+	out->len = m->len;
+	out->impl_ = m;
+	out->kind_ = CHAT_REC_KAFKA;
+	return 1;
+}
+
+void chat_rec_release(chat_rec *r)
+{
+	if (!r || !r->impl_)
+		return;
+	if (r->kind_ == CHAT_REC_KAFKA)
+		rd_kafka_message_destroy(r->impl_);
+	else
+		mlog_rec_release(r->impl_);
+	r->impl_ = NULL;
+}
+
+int chat_consumer_assign(chat_consumer *c, rd_kafka_resp_err_t what,
+                         rd_kafka_topic_partition_list_t *parts)
+{
+	int coop;
+
+	if (c->mem) {
+		c->assigned = mlog_cons_assign(c->mem, what, parts);
+		return c->assigned;
+	}
+	coop = !strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE");
+	if (what == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && parts) {
+		if (coop) {
+			rd_kafka_error_t *e =
+			    rd_kafka_incremental_assign(c->rk, parts);
+			if (e) {
+				chat_error("kafka", "assign_failed", "err=%s",
+				           rd_kafka_error_string(e));
+				rd_kafka_error_destroy(e);
+				return -1;
+			}
+			c->assigned += parts->cnt;
+		} else {
+			if (rd_kafka_assign(c->rk, parts) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR)
+				return -1;
+			c->assigned = parts->cnt;
+		}
+	} else if (what == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && parts &&
+	           coop) {
+		rd_kafka_error_t *e = rd_kafka_incremental_unassign(c->rk, parts);
+		if (e)
+			rd_kafka_error_destroy(e);
+		c->assigned -= parts->cnt;
+	} else {
+		rd_kafka_assign(c->rk, NULL);
+		c->assigned = 0;
+	}
+	return c->assigned;
+}
+
+int chat_consumer_seek(chat_consumer *c,
+                       rd_kafka_topic_partition_list_t *l)
+{
+	rd_kafka_topic_partition_list_t *a = NULL;
+	rd_kafka_error_t *e;
+	int rc = -1;
+
+	if (c->mem)
+		return mlog_cons_seek(c->mem, l);
+	e = rd_kafka_seek_partitions(c->rk, l, 5000);
+	for (int i = 0; !e && i < l->cnt; i++)
+		if (l->elems[i].err) {
+			chat_warn("kafka", "seek_failed",
+			          "partition=%" PRId32 " err=%s",
+			          l->elems[i].partition,
+			          rd_kafka_err2name(l->elems[i].err));
+			e = rd_kafka_error_new(l->elems[i].err, "seek");
+		}
+	if (!e)
+		return 0;
+	/* Seeking fails on a partition whose fetcher is not started yet:
+	 * assign again with those positions. */
+	chat_warn("kafka", "seek_failed", "reason=\"%s\" fallback=assign",
+	          rd_kafka_error_string(e));
+	rd_kafka_error_destroy(e);
+	if (rd_kafka_assignment(c->rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR && a) {
+		rd_kafka_position(c->rk, a);
+		for (int i = 0; i < l->cnt; i++) {
+			rd_kafka_topic_partition_t *p =
+			    rd_kafka_topic_partition_list_find(
+			        a, l->elems[i].topic, l->elems[i].partition);
+			if (p)
+				p->offset = l->elems[i].offset;
+		}
+		if (rd_kafka_assign(c->rk, a) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			rc = 0;
+		else
+			chat_error("kafka", "reassign_failed", "%s", "n=0");
+	}
+	if (a)
+		rd_kafka_topic_partition_list_destroy(a);
+	return rc;
+}
+
+int chat_consumer_watermarks(chat_consumer *c, const char *topic,
+                             int32_t partition, int64_t *lo, int64_t *hi,
+                             int timeout_ms)
+{
+	if (c->mem)
+		return mlog_cons_watermarks(c->mem, topic, partition, lo, hi);
+	return (int)rd_kafka_query_watermark_offsets(c->rk, topic, partition,
+	                                             lo, hi, timeout_ms);
+}
+
+void chat_consumer_free(chat_consumer *c)
+{
+	if (!c)
+		return;
+	if (c->mem) {
+		/* leaving the group revokes, as rd_kafka_consumer_close
+		 * does */
+		rd_kafka_topic_partition_list_t *l = mlog_cons_assigned(c->mem);
+		if (l) {
+			kafka_rebalance(NULL, RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS,
+			                l, c);
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+		mlog_cons_free(c->mem);
+	} else {
+		rd_kafka_consumer_close(c->rk);
+		rd_kafka_destroy(c->rk);
+	}
+	free(c);
 }
 
 struct chat_kafka_mock {

@@ -86,7 +86,7 @@ struct disp {
 	int batch_max, timeout_ms;
 	long queue_max;
 
-	rd_kafka_t *rk;
+	chat_consumer *cons;
 	pthread_t consumer;
 	int consumer_started;
 	atomic_int stop, stopping, assigned;
@@ -617,52 +617,30 @@ static void route_batch(disp *d, const Chat__Event *const *evs,
 
 /* ---- the chat.fanout consumer ------------------------------------------ */
 
-static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+static void rebalance(chat_consumer *c, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	disp *d = opaque;
-	int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		if (coop) {
-			rd_kafka_error_t *e =
-			    rd_kafka_incremental_assign(rk, parts);
-			if (e)
-				rd_kafka_error_destroy(e);
-			atomic_fetch_add(&d->assigned, parts->cnt);
-		} else {
-			rd_kafka_assign(rk, parts);
-			atomic_store(&d->assigned, parts->cnt);
-		}
-	} else {
-		if (coop) {
-			rd_kafka_error_t *e = rd_kafka_incremental_unassign(
-			    rk, parts);
-			if (e)
-				rd_kafka_error_destroy(e);
-			atomic_fetch_sub(&d->assigned, parts->cnt);
-		} else {
-			rd_kafka_assign(rk, NULL);
-			atomic_store(&d->assigned, 0);
-		}
-	}
-	chat_info(SVC, "rebalance", "kind=%s partitions=%d",
+	int n = chat_consumer_assign(c, err, parts);
+	atomic_store(&d->assigned, n > 0 ? n : 0);
+	chat_info(SVC, "rebalance", "kind=%s partitions=%d assigned=%d",
 	          err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assign"
 	                                                      : "revoke",
-	          parts->cnt);
+	          parts ? parts->cnt : 0, n);
 }
 
-/* Decode a polled batch and route it. Destroys the messages. */
-static void consume_batch(disp *d, chat_arena *a, rd_kafka_message_t **msgs,
-                          size_t n, const Chat__Event **evs, chat_buf **bufs)
+/* Decode a polled batch and route it. Releases the records. */
+static void consume_batch(disp *d, chat_arena *a, chat_rec *msgs, size_t n,
+                          const Chat__Event **evs, chat_buf **bufs)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = msgs[i];
+		chat_rec *m = &msgs[i];
 		Chat__Event *ev;
 		if (m->err) {
 			chat_warn(SVC, "consume_error", "err=%s",
-			          rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
+			          m->errstr ? m->errstr : "?");
+			chat_rec_release(m);
 			continue;
 		}
 		atomic_fetch_add(&d->consumed, 1);
@@ -675,11 +653,11 @@ static void consume_batch(disp *d, chat_arena *a, rd_kafka_message_t **msgs,
 			chat_warn(SVC, "bad_record", "partition=%d offset=%lld "
 			          "len=%zu", (int)m->partition,
 			          (long long)m->offset, m->len);
-			rd_kafka_message_destroy(m);
+			chat_rec_release(m);
 			continue;
 		}
 		evs[k++] = ev;
-		rd_kafka_message_destroy(m);
+		chat_rec_release(m);
 	}
 	route_batch(d, evs, bufs, k);
 	for (size_t i = 0; i < k; i++)
@@ -691,7 +669,7 @@ static void *consumer_main(void *arg)
 {
 	disp *d = arg;
 	size_t cap = (size_t)d->batch_max;
-	rd_kafka_message_t **msgs = malloc(cap * sizeof *msgs);
+	chat_rec *msgs = malloc(cap * sizeof *msgs);
 	const Chat__Event **evs = malloc(cap * sizeof *evs);
 	chat_buf **bufs = malloc(cap * sizeof *bufs);
 	chat_arena *a = chat_arena_new();
@@ -703,7 +681,6 @@ static void *consumer_main(void *arg)
 	}
 	while (!atomic_load(&d->stop)) {
 		size_t n = 0;
-		rd_kafka_message_t *m;
 		int64_t now = chat_mono_ms();
 		if (now - swept_ms >= ROUTE_SWEEP_MS) {
 			/* A killed edge's routes would stay in sets nobody
@@ -711,12 +688,12 @@ static void *consumer_main(void *arg)
 			swept_ms = now;
 			chat_routing_redis_sweep(d->routing);
 		}
-		if (!(m = rd_kafka_consumer_poll(d->rk, 100)))
+		if (!chat_consumer_poll(d->cons, 100, &msgs[n]))
 			continue;
-		msgs[n++] = m;
-		while (n < cap && (m = rd_kafka_consumer_poll(
-		                           d->rk, BATCH_GAP_MS)) != NULL)
-			msgs[n++] = m;
+		n++;
+		while (n < cap &&
+		       chat_consumer_poll(d->cons, BATCH_GAP_MS, &msgs[n]))
+			n++;
 		consume_batch(d, a, msgs, n, evs, bufs);
 	}
 out:
@@ -889,11 +866,11 @@ int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 	                           errlen) != 0)
 		goto fail;
 	if (cfg->kafka_bootstrap && cfg->kafka_bootstrap[0]) {
-		d->rk = chat_consumer_new(cfg->kafka_bootstrap,
+		d->cons = chat_consumer_new(cfg->kafka_bootstrap,
 		                          "chat-dispatcher", d->instance,
 		                          CHAT_TOPIC_FANOUT, 0, rebalance, d,
 		                          cfg->fetch_wait_ms, err, errlen);
-		if (!d->rk)
+		if (!d->cons)
 			goto fail;
 		if (pthread_create(&d->consumer, NULL, consumer_main, d) != 0) {
 			snprintf(err, errlen,
@@ -911,7 +888,7 @@ int disp_start(const disp_config *cfg, disp **out, char *err, size_t errlen)
 	if (cfg->disc && announce(d, cfg->disc, err, errlen) != 0)
 		goto fail;
 	chat_info(SVC, "started", "rpc=%s kafka=%s batch_max=%d discovery=%s",
-	          d->rpc_adv, d->rk ? cfg->kafka_bootstrap : "none",
+	          d->rpc_adv, d->cons ? cfg->kafka_bootstrap : "none",
 	          d->batch_max, cfg->disc ? "yes" : "no");
 	*out = d;
 	return 0;
@@ -929,7 +906,7 @@ int disp_ready(disp *d)
 {
 	if (!d)
 		return 0;
-	return d->rk ? atomic_load(&d->assigned) > 0 : 1;
+	return d->cons ? atomic_load(&d->assigned) > 0 : 1;
 }
 
 void disp_stop(disp *d)
@@ -940,9 +917,8 @@ void disp_stop(disp *d)
 	atomic_store(&d->stop, 1);
 	if (d->consumer_started)
 		pthread_join(d->consumer, NULL);
-	if (d->rk) {
-		rd_kafka_consumer_close(d->rk);
-		rd_kafka_destroy(d->rk);
+	if (d->cons) {
+		chat_consumer_free(d->cons);
 	}
 	/* What is queued still goes out, once, except to edges that are
 	 * down. */

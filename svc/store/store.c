@@ -292,8 +292,7 @@ void store_stop(store *s)
 	 * and the handlers queued); the database last. */
 	store_consumer_join(s);
 	if (s->consumer) {
-		rd_kafka_consumer_close(s->consumer);
-		rd_kafka_destroy(s->consumer);
+		chat_consumer_free(s->consumer);
 		s->consumer = NULL;
 	}
 	if (s->pos_lock_init) {

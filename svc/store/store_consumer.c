@@ -29,52 +29,17 @@ static void sleep_ms(int ms)
 static void batch_drop(struct store *s)
 {
 	for (size_t i = 0; i < s->nbatch; i++)
-		rd_kafka_message_destroy(s->batch[i]);
+		chat_rec_release(&s->batch[i]);
 	s->nbatch = 0;
 	chat_arena_reset(s->batch_arena);
 }
 
-/* Seek each partition of l to its offset; when seeking fails, assign
- * again with those positions. */
+/* Seek each partition of l to its offset (chat_consumer_seek falls back to
+ * a new assignment when seeking fails). */
 static void seek_list(struct store *s, rd_kafka_topic_partition_list_t *l)
 {
-	rd_kafka_error_t *e;
-
-	e = rd_kafka_seek_partitions(s->consumer, l, 5000);
-	for (int i = 0; !e && i < l->cnt; i++)
-		if (l->elems[i].err) {
-			chat_warn(STORE_SVC, "seek_failed",
-			          "partition=%" PRId32 " err=%s",
-			          l->elems[i].partition,
-			          rd_kafka_err2name(l->elems[i].err));
-			e = rd_kafka_error_new(l->elems[i].err, "seek");
-		}
-	if (e) {
-		rd_kafka_topic_partition_list_t *a = NULL;
-		chat_warn(STORE_SVC, "seek_failed",
-		          "reason=\"%s\" fallback=assign",
-		          rd_kafka_error_string(e));
-		rd_kafka_error_destroy(e);
-		if (rd_kafka_assignment(s->consumer, &a) ==
-		        RD_KAFKA_RESP_ERR_NO_ERROR &&
-		    a) {
-			rd_kafka_position(s->consumer, a);
-			for (int i = 0; i < l->cnt; i++) {
-				rd_kafka_topic_partition_t *p =
-				    rd_kafka_topic_partition_list_find(
-				        a, l->elems[i].topic,
-				        l->elems[i].partition);
-				if (p)
-					p->offset = l->elems[i].offset;
-			}
-			if (rd_kafka_assign(s->consumer, a) !=
-			    RD_KAFKA_RESP_ERR_NO_ERROR)
-				chat_error(STORE_SVC, "reassign_failed", "%s",
-				           "n=0");
-		}
-		if (a)
-			rd_kafka_topic_partition_list_destroy(a);
-	}
+	if (chat_consumer_seek(s->consumer, l) != 0)
+		chat_error(STORE_SVC, "seek_failed", "partitions=%d", l->cnt);
 }
 
 /* Put the fetch position of every partition in the (sorted) batch back to
@@ -149,10 +114,9 @@ static int drained(struct store *s, int timeout_ms)
 	for (int i = 0; i < l->cnt && ret == 1; i++) {
 		rd_kafka_topic_partition_t *p = &l->elems[i];
 		int64_t lo = 0, hi = 0, pos = p->offset;
-		if (rd_kafka_query_watermark_offsets(s->consumer, p->topic,
-		                                     p->partition, &lo, &hi,
-		                                     timeout_ms) !=
-		    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (chat_consumer_watermarks(s->consumer, p->topic,
+		                             p->partition, &lo, &hi,
+		                             timeout_ms) != 0) {
 			ret = -1;
 			break;
 		}
@@ -321,9 +285,9 @@ static int batch_flush(struct store *s, int can_seek)
 	memset(&cx, 0, sizeof cx);
 	cx.arena = s->batch_arena;
 	for (size_t i = 0; i < n; i++) {
-		rd_kafka_message_t *m = s->batch[i];
+		chat_rec *m = &s->batch[i];
 		s->raws[i] = (store_ingress_raw){
-		    .topic = rd_kafka_topic_name(m->rkt),
+		    .topic = m->topic,
 		    .partition = m->partition,
 		    .offset = m->offset,
 		    .key = m->key,
@@ -364,20 +328,26 @@ static int batch_flush(struct store *s, int can_seek)
 	return st;
 }
 
-/* Keep a record for the batch; errors are logged and dropped. Returns
- * whether it was kept. */
-static int batch_add(struct store *s, rd_kafka_message_t *m)
+/* Poll one record into the batch; errors are logged and dropped. Returns
+ * whether one was kept. */
+static int batch_poll(struct store *s, int timeout_ms)
 {
+	chat_rec r, *m = &r;
+
+	/* polled into a local: a rebalance callback inside the poll may
+	 * flush the batch */
+	if (!chat_consumer_poll(s->consumer, timeout_ms, m))
+		return 0;
 	if (m->err) {
 		if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			chat_warn(STORE_SVC, "consume_error",
 			          "err=%s msg=\"%s\"",
-			          rd_kafka_err2name(m->err),
-			          rd_kafka_message_errstr(m));
-		rd_kafka_message_destroy(m);
+			          rd_kafka_err2name((rd_kafka_resp_err_t)m->err),
+			          m->errstr ? m->errstr : "");
+		chat_rec_release(m);
 		return 0;
 	}
-	s->batch[s->nbatch++] = m;
+	s->batch[s->nbatch++] = r;
 	return 1;
 }
 
@@ -387,16 +357,11 @@ static void *consumer_main(void *arg)
 	int backoff = 0;
 
 	while (!atomic_load(&s->stop)) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer,
-		                                               POLL_MS);
-		if (!m || !batch_add(s, m))
+		if (!batch_poll(s, POLL_MS))
 			continue;
-		while (s->nbatch > 0 && s->nbatch < (size_t)s->batch_max) {
-			m = rd_kafka_consumer_poll(s->consumer, LINGER_MS);
-			if (!m)
-				break;
-			batch_add(s, m);
-		}
+		while (s->nbatch < (size_t)s->batch_max &&
+		       batch_poll(s, LINGER_MS))
+			;
 		if (batch_flush(s, 1) == CHAT_OK) {
 			backoff = 0;
 			continue;
@@ -435,12 +400,10 @@ static int64_t load_offset(struct store *s, const char *topic, int32_t part)
 	return RD_KAFKA_OFFSET_BEGINNING;
 }
 
-void store_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+void store_rebalance_cb(chat_consumer *c, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct store *s = opaque;
-	rd_kafka_resp_err_t e;
-
 	/* A batch gathered before the rebalance is finished first: its
 	 * offsets go with it, so the partition's next owner starts after
 	 * it. If it fails, the offsets stay and the records are read
@@ -456,10 +419,9 @@ void store_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			           " offset=%" PRId64,
 			           p->topic, p->partition, p->offset);
 		}
-		e = rd_kafka_assign(rk, parts);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			chat_error(STORE_SVC, "assign_failed", "err=%s",
-			           rd_kafka_err2name(e));
+		if (chat_consumer_assign(c, err, parts) < 0) {
+			chat_error(STORE_SVC, "assign_failed", "partitions=%d",
+			           parts->cnt);
 			atomic_store(&s->ready, 0);
 			break;
 		}
@@ -470,7 +432,7 @@ void store_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
 		atomic_store(&s->ready, 0);
 		positions_set(s, NULL);
-		rd_kafka_assign(rk, NULL);
+		chat_consumer_assign(c, err, parts);
 		chat_info(STORE_SVC, "revoked", "partitions=%d", parts->cnt);
 		break;
 	default:
@@ -478,7 +440,7 @@ void store_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		           rd_kafka_err2name(err));
 		atomic_store(&s->ready, 0);
 		positions_set(s, NULL);
-		rd_kafka_assign(rk, NULL);
+		chat_consumer_assign(c, err, NULL);
 		break;
 	}
 }

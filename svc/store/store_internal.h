@@ -37,7 +37,7 @@ struct store {
 
 	/* the ingress consumer, used only by its thread (and by
 	 * store_stop after the thread ended) */
-	rd_kafka_t *consumer;
+	chat_consumer *consumer;
 	pthread_t thread;
 	int thread_started;
 	atomic_int stop;
@@ -48,7 +48,7 @@ struct store {
 	int pos_lock_init;
 	rd_kafka_topic_partition_list_t *positions;
 	atomic_int fail_commits; /* test hook: batches still to fail */
-	rd_kafka_message_t **batch; /* batch_max entries */
+	chat_rec *batch; /* batch_max entries */
 	size_t nbatch;
 	store_ingress_raw *raws;  /* batch_max entries */
 	store_ingest_item *items; /* batch_max entries */
@@ -74,7 +74,7 @@ int store_rpc_register(struct store *s);
 int store_consumer_start(struct store *s, char *err, size_t errlen);
 
 /* The rebalance callback given to chat_consumer_new (opaque = store). */
-void store_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+void store_rebalance_cb(chat_consumer *c, rd_kafka_resp_err_t err,
                         rd_kafka_topic_partition_list_t *parts, void *opaque);
 
 /* Ask the consumer thread to finish its batch and end; wait for it. */

@@ -65,7 +65,7 @@ struct t {
 	char url[2][64];
 	chat_rpc_client *rpc[2];
 	chat_producer *prod;
-	rd_kafka_t *fan;
+	chat_consumer *fan;
 	chat_arena *a;
 	char log_id[32];
 	uint64_t users[NUSERS];
@@ -206,12 +206,12 @@ static void pump(int ms)
 {
 	int64_t end = mono_ms() + ms;
 	while (mono_ms() < end) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(T.fan, 50);
+		chat_rec r, *m = &r;
 		Chat__Event *e;
-		if (!m)
+		if (!chat_consumer_poll(T.fan, 50, m))
 			continue;
 		if (m->err) {
-			rd_kafka_message_destroy(m);
+			chat_rec_release(m);
 			continue;
 		}
 		e = chat__event__unpack(NULL, m->len, m->payload);
@@ -227,7 +227,7 @@ static void pump(int ms)
 				T.n_seen++;
 		}
 		chat__event__free_unpacked(e, NULL);
-		rd_kafka_message_destroy(m);
+		chat_rec_release(m);
 	}
 }
 
@@ -563,8 +563,7 @@ static int teardown(void **state)
 	}
 	chat_producer_free(T.prod);
 	if (T.fan) {
-		rd_kafka_consumer_close(T.fan);
-		rd_kafka_destroy(T.fan);
+		chat_consumer_free(T.fan);
 	}
 	chat_kafka_mock_free(T.mock);
 	chat_arena_free(T.a);

@@ -46,7 +46,7 @@ struct t {
 	store *s;
 	chat_rpc_client *rpc;
 	chat_producer *prod;
-	rd_kafka_t *fan;
+	chat_consumer *fan;
 	chat_arena *a;
 	struct seen_msg msgs[MAX_SEEN];
 	size_t n_resent; /* message events repeating a seen seq */
@@ -117,12 +117,12 @@ static void pump(int ms)
 {
 	int64_t end = mono_ms() + ms;
 	while (mono_ms() < end) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(T.fan, 50);
+		chat_rec r, *m = &r;
 		Chat__Event *e;
-		if (!m)
+		if (!chat_consumer_poll(T.fan, 50, m))
 			continue;
 		if (m->err) {
-			rd_kafka_message_destroy(m);
+			chat_rec_release(m);
 			continue;
 		}
 		assert_int_equal(m->key_len, 8);
@@ -140,7 +140,7 @@ static void pump(int ms)
 				assert_string_equal(old->body, e->message->body);
 				T.n_resent++;
 				chat__event__free_unpacked(e, NULL);
-				rd_kafka_message_destroy(m);
+				chat_rec_release(m);
 				continue;
 			}
 			struct seen_msg *s = &T.msgs[T.n_msgs++];
@@ -170,7 +170,7 @@ static void pump(int ms)
 			T.n_reads++;
 		}
 		chat__event__free_unpacked(e, NULL);
-		rd_kafka_message_destroy(m);
+		chat_rec_release(m);
 	}
 }
 
@@ -511,8 +511,7 @@ static int teardown(void **state)
 	store_stop(T.s);
 	chat_producer_free(T.prod);
 	if (T.fan) {
-		rd_kafka_consumer_close(T.fan);
-		rd_kafka_destroy(T.fan);
+		chat_consumer_free(T.fan);
 	}
 	chat_kafka_mock_free(T.mock);
 	chat_arena_free(T.a);
